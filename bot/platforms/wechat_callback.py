@@ -1,0 +1,128 @@
+"""What every WeChat-family callback shares (WeCom app, WeCom smart robot, Official Account): query
+parameters URL-decoded the way WeChat encodes them, SHA1 signatures, WeCom's AES scheme through wechatpy,
+XML read without entities, and the replies rendered for a passive answer.
+
+Whatever fails raises `CallbackRejected`; the adapters answer it with 403 and store nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import xml.etree.ElementTree as ET
+from urllib.parse import unquote
+
+from starlette.requests import Request
+
+from bot.rendering import split_message, utf8_len
+
+BODY_MAX = 1_000_000  # bytes: WeChat's callbacks are a few kilobytes
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class CallbackRejected(Exception):
+    """The request is not from WeChat/WeCom (bad signature, wrong key, malformed body). Safe to log."""
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """Query parameters percent-decoded without turning '+' into a space: base64 keeps its '+' whether
+    WeChat encoded it (%2B) or not."""
+    params: dict[str, str] = {}
+    for pair in request.url.query.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            params.setdefault(unquote(name), unquote(value))
+    return params
+
+
+async def read_body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > BODY_MAX:
+        raise CallbackRejected("body too large")
+    return body
+
+
+def sha1_signature(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def check_signature(given: str | None, *parts: str) -> None:
+    if not given or not hmac.compare_digest(given.lower().encode(), sha1_signature(*parts).encode()):
+        raise CallbackRejected("bad signature")
+
+
+class AesCallback:
+    """One callback's Token, EncodingAESKey and receive id (CorpID, AppID, or "" for the smart robot),
+    with wechatpy doing the AES. A wrong key surfaces from wechatpy as anything from a bare
+    UnicodeDecodeError to struct.error: every one of them is a rejection."""
+
+    def __init__(self, token: str, aes_key: str, receive_id: str, *, wecom: bool):
+        if wecom:
+            from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+        else:
+            from wechatpy.crypto import PrpCrypto, WeChatCrypto
+        try:
+            self._crypto = WeChatCrypto(token, aes_key, receive_id)
+        except (AssertionError, ValueError):
+            raise ValueError("EncodingAESKey is not 43 characters of base64") from None
+        self._prp = PrpCrypto
+        self.token = token
+        self.receive_id = receive_id
+
+    def open(self, signature: str | None, timestamp: str | None, nonce: str | None, encrypted: str | None) -> str:
+        """Check msg_signature over the ciphertext, then decrypt it; the plaintext message."""
+        if not encrypted or timestamp is None or nonce is None:
+            raise CallbackRejected("missing signature parameters or ciphertext")
+        check_signature(signature, self.token, timestamp, nonce, encrypted)
+        try:
+            return self._crypto.decrypt_message({"Encrypt": encrypted}, signature, timestamp, nonce)
+        except Exception as exc:  # wrong key, wrong receive id, truncated or non-base64 ciphertext
+            raise CallbackRejected(f"cannot decrypt ({exc.__class__.__name__})") from None
+
+    def seal_xml(self, plaintext: str, nonce: str, timestamp: str) -> str:
+        """An encrypted passive reply: <xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>."""
+        return self._crypto.encrypt_message(plaintext, nonce, timestamp)
+
+    def seal_json(self, plaintext: str, nonce: str, timestamp: str) -> dict[str, str]:
+        """The smart robot's encrypted reply: {"encrypt", "msgsignature", "timestamp", "nonce"}."""
+        encrypted = self._prp(self._crypto.key).encrypt(plaintext, self.receive_id)
+        encrypted = encrypted.decode() if isinstance(encrypted, bytes) else encrypted
+        return {"encrypt": encrypted, "msgsignature": sha1_signature(self.token, timestamp, nonce, encrypted),
+                "timestamp": timestamp, "nonce": nonce}
+
+
+def parse_xml(data: bytes | str) -> dict[str, str]:
+    """The flat <xml><Name>value</Name>…</xml> WeChat sends; a DOCTYPE (entity tricks) is refused."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+        raise CallbackRejected("XML with a DOCTYPE")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        raise CallbackRejected("not XML") from None
+    return {child.tag: (child.text or "").strip() for child in root}
+
+
+def cdata(value: str) -> str:
+    value = _CONTROL.sub("", value)
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def numbered_choices(reply) -> str:
+    """Text platforms answer a choice with its number (the router maps it back to the button's data)."""
+    lines = [f"  {i}. {c.label}" for i, c in enumerate(reply.choices, 1)]
+    return "\n".join(lines) + "\n(回复数字选择)" if lines else ""
+
+
+def passive_text(deps, replies, fmt: str, limit: int) -> str:
+    """All replies to one message as one passive answer, cut at a line within `limit` UTF-8 bytes."""
+    parts = []
+    for reply in replies:
+        text = deps.renderer.render(reply, fmt)
+        choices = numbered_choices(reply)
+        parts.append(f"{text}\n{choices}" if choices else text)
+    whole = "\n\n".join(p for p in parts if p.strip())
+    if utf8_len(whole) <= limit:
+        return whole
+    return split_message(whole, limit - utf8_len("\n……"), utf8_len)[0] + "\n……"

@@ -1,0 +1,612 @@
+"""The 换届100问 handbook (content/handbook/NN_*.yaml, format in docs/handbook-format.md) and its offline search.
+
+`Handbook.load()` reads and validates the entries (every cited article must exist in content/laws);
+`QAEngine(handbook).ask(text)` returns an `Answer` that handlers/qa.py renders: one entry when confident,
+up to three suggestions when unsure, nothing for questions the handbook does not cover. Pure Python, no I/O
+after construction: jieba words + synonyms → BM25 candidates → a 0..1 score from weighted word overlap and
+character similarity, with a gate for questions that share no election word with the handbook.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from content.laws import LawLibrary, canonical_law_name, parse_article_number, source_label
+
+CONTENT_DIR = Path(__file__).resolve().parent
+HANDBOOK_DIR = CONTENT_DIR / "handbook"
+USERDICT_FILE = CONTENT_DIR / "qa_userdict.txt"
+SYNONYMS_FILE = CONTENT_DIR / "qa_synonyms.yaml"
+VOCABULARY_FILE = CONTENT_DIR / "qa_vocabulary.yaml"
+# jieba's own dictionary cut to the 52 000 words of frequency ≥ 50 (`awk '$2>=50 {print $1, $2}' jieba/dict.txt`):
+# it segments questions the same way and loads in 0.1 s instead of 0.7 s.
+JIEBA_DICT_FILE = CONTENT_DIR / "qa_jieba_dict.txt"
+
+# Score bands (see QAEngine): at or above HIGH the entry is answered; between MID and HIGH the bot offers
+# three suggestions; below MID it says honestly that the handbook has no answer. Tuned on the handbook's
+# own questions, held-out paraphrases and invented out-of-domain questions (benchmarks/qa_eval.py).
+HIGH = 0.55
+MID = 0.35
+
+AUDIENCES = ("resident", "cadre")
+APPLIES_TO = ("village", "community", "both")
+MAX_ANSWER_CHARS = 300
+MIN_PARAPHRASES = 4
+ENTRY_KEYS = {"id", "question", "paraphrases", "answer", "sources", "audience", "applies_to", "changed_2025",
+              "local_note"}
+REQUIRED_KEYS = ENTRY_KEYS - {"changed_2025", "local_note"}
+SOURCE_KEYS = {"law", "article", "version"}
+FILE_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ya?ml$")
+
+# The versions a handbook may cite: the texts in force (never a superseded 2018 article number).
+CITABLE_VERSIONS = {
+    "村民委员会组织法": "2025", "城市居民委员会组织法": "2025", "四川省村民委员会选举条例": "2025",
+    "四川省城市居民委员会选举条例": "2025", "海南省村民委员会选举办法": "2025", "中国共产党基层组织选举工作条例": "2020",
+}
+
+
+class HandbookError(ValueError):
+    """A handbook file or entry that breaks docs/handbook-format.md; the message names the file and entry."""
+
+
+# ── the handbook ─────────────────────────────────────────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class Source:
+    """One cited article; `article` is None for rules cited by the law's name only."""
+
+    law: str
+    version: str
+    article: int | None = None
+
+    @property
+    def label(self) -> str:
+        return source_label(self.law, self.article, self.version)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One question of the handbook (one 问 of the 换届100问) with its answer and citations."""
+
+    id: str
+    group: str
+    group_id: str
+    question: str
+    paraphrases: tuple[str, ...]
+    answer: str
+    sources: tuple[Source, ...]
+    audience: str
+    applies_to: str
+    changed_2025: str | None = None
+    local_note: str | None = None
+    file: str = ""
+
+    @property
+    def source_labels(self) -> list[str]:
+        return [s.label for s in self.sources]
+
+
+@dataclass(frozen=True)
+class Handbook:
+    entries: tuple[Entry, ...]
+    laws: LawLibrary = field(repr=False)
+    _by_id: dict[str, Entry] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_id.update({e.id: e for e in self.entries})
+
+    @classmethod
+    def load(cls, dir: Path | str | None = None, laws: LawLibrary | None = None) -> Handbook:  # noqa: A002
+        """Every NN_<group_id>.yaml in `dir` (default content/handbook), validated; HandbookError on the first
+        bad file or entry."""
+        base = Path(dir) if dir is not None else HANDBOOK_DIR
+        if not base.is_dir():
+            raise HandbookError(f"{base}: handbook directory not found")
+        laws = laws or LawLibrary.load()
+        entries: list[Entry] = []
+        seen: dict[str, str] = {}
+        for path in sorted(p for p in base.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+            for entry in parse_handbook_file(path, laws):
+                if entry.id in seen:
+                    raise HandbookError(f"{path.name}, entry {entry.id}: id already used in {seen[entry.id]}")
+                seen[entry.id] = path.name
+                entries.append(entry)
+        return cls(tuple(entries), laws)
+
+    def get(self, entry_id: str) -> Entry | None:
+        return self._by_id.get(entry_id)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    @property
+    def groups(self) -> list[str]:
+        return list(dict.fromkeys(e.group for e in self.entries))
+
+
+def parse_handbook_file(path: Path, laws: LawLibrary) -> list[Entry]:
+    """The entries of one handbook file, validated against docs/handbook-format.md and the law texts."""
+    name = path.name
+    m = FILE_RE.match(name)
+    if not m:
+        raise HandbookError(f"{name}: file name must be NN_<group_id>.yaml (e.g. 06_proxy.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise HandbookError(f"{name}: cannot read YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise HandbookError(f"{name}: expected a mapping with group, group_id and entries")
+    group, group_id = data.get("group"), data.get("group_id")
+    if not isinstance(group, str) or not group.strip():
+        raise HandbookError(f"{name}: `group` (the topic group's Chinese name) is missing")
+    if not isinstance(group_id, str) or group_id != m.group(2):
+        raise HandbookError(f"{name}: `group_id` is {group_id!r}, the file name says {m.group(2)!r}")
+    raw_entries = data.get("entries")
+    if not isinstance(raw_entries, list) or not raw_entries:
+        raise HandbookError(f"{name}: `entries` must be a non-empty list")
+    return [_parse_entry(raw, i, name, group.strip(), group_id, laws) for i, raw in enumerate(raw_entries, 1)]
+
+
+def _parse_entry(raw: Any, index: int, file: str, group: str, group_id: str, laws: LawLibrary) -> Entry:
+    where = f"{file}, entry #{index}"
+    if not isinstance(raw, dict):
+        raise HandbookError(f"{where}: expected a mapping")
+    entry_id = raw.get("id")
+    if isinstance(entry_id, str) and entry_id:
+        where = f"{file}, entry {entry_id}"
+
+    def fail(problem: str) -> HandbookError:
+        return HandbookError(f"{where}: {problem}")
+
+    unknown = sorted(set(raw) - ENTRY_KEYS, key=str)
+    if unknown:
+        raise fail(f"unknown field(s) {', '.join(map(str, unknown))}; allowed: {', '.join(sorted(ENTRY_KEYS))}")
+    missing = sorted(REQUIRED_KEYS - set(raw))
+    if missing:
+        raise fail(f"missing field(s) {', '.join(missing)}")
+    if not isinstance(entry_id, str) or not re.fullmatch(rf"{re.escape(group_id)}-\d{{2,3}}", entry_id):
+        raise fail(f"id must be {group_id}-NN, got {entry_id!r}")
+
+    def text(key: str, optional: bool = False) -> str | None:
+        value = raw.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise fail(f"`{key}` must be non-empty text")
+        return value.strip()
+
+    question = text("question")
+    answer = text("answer")
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise fail(f"answer is {len(answer)} characters, at most {MAX_ANSWER_CHARS}")
+    paraphrases = raw.get("paraphrases")
+    if not isinstance(paraphrases, list) or any(not isinstance(p, str) or not p.strip() for p in paraphrases):
+        raise fail("`paraphrases` must be a list of non-empty texts")
+    if len(paraphrases) < MIN_PARAPHRASES:
+        raise fail(f"needs at least {MIN_PARAPHRASES} paraphrases, has {len(paraphrases)}")
+    if raw["audience"] not in AUDIENCES:
+        raise fail(f"audience must be one of {', '.join(AUDIENCES)}, got {raw['audience']!r}")
+    if raw["applies_to"] not in APPLIES_TO:
+        raise fail(f"applies_to must be one of {', '.join(APPLIES_TO)}, got {raw['applies_to']!r}")
+    sources = raw.get("sources")
+    if not isinstance(sources, list):
+        raise fail("`sources` must be a list of {law, article, version}")
+    return Entry(id=entry_id, group=group, group_id=group_id, question=question,
+                 paraphrases=tuple(p.strip() for p in paraphrases), answer=answer,
+                 sources=tuple(_parse_source(s, fail, laws) for s in sources), audience=raw["audience"],
+                 applies_to=raw["applies_to"], changed_2025=text("changed_2025", True),
+                 local_note=text("local_note", True), file=file)
+
+
+def _parse_source(raw: Any, fail, laws: LawLibrary) -> Source:
+    if not isinstance(raw, dict) or "law" not in raw or set(raw) - SOURCE_KEYS:
+        raise fail(f"source {raw!r} must be a mapping of law, article (optional) and version")
+    law = canonical_law_name(str(raw["law"]))
+    if law is None or law not in CITABLE_VERSIONS:
+        raise fail(f"source law {raw['law']!r} is not one of {', '.join(CITABLE_VERSIONS)}")
+    version = str(raw.get("version") or CITABLE_VERSIONS[law]).strip()
+    if version != CITABLE_VERSIONS[law]:
+        raise fail(f"source {law} version {version}: cite the text in force ({CITABLE_VERSIONS[law]})")
+    article = raw.get("article")
+    number = None
+    if article not in (None, ""):
+        number = parse_article_number(article)
+        if number is None:
+            raise fail(f"source {law} article {article!r} is not an article number")
+    if not laws.is_citable(law, number, version):
+        what = f"第{number}条" if number else ""
+        raise fail(f"source {law}({version}){what} does not exist (or may not be cited by number)")
+    return Source(law=law, version=version, article=number)
+
+
+# ── words: vocabulary, normalisation, segmentation ──────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The user dictionary, synonyms (variant → canonical), election words, stopwords and traditional map."""
+
+    user_words: tuple[str, ...]
+    synonyms: dict[str, str]
+    domain_terms: frozenset[str]
+    stopwords: frozenset[str]
+    traditional: dict[int, str]
+
+    @classmethod
+    def load(cls, userdict: Path = USERDICT_FILE, synonyms: Path = SYNONYMS_FILE,
+             vocabulary: Path = VOCABULARY_FILE) -> Vocabulary:
+        words = []
+        for line in userdict.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if parts and not parts[0].startswith("#"):
+                words.append(parts[0])
+        table = yaml.safe_load(synonyms.read_text(encoding="utf-8")) or {}
+        variant_to_canonical: dict[str, str] = {}
+        for canonical, variants in table.items():
+            for variant in variants or ():
+                variant_to_canonical[str(variant)] = str(canonical)
+        vocab = yaml.safe_load(vocabulary.read_text(encoding="utf-8")) or {}
+        src, dst = vocab.get("traditional_from", ""), vocab.get("traditional_to", "")
+        if len(src) != len(dst):
+            raise ValueError(f"{vocabulary}: traditional_from and traditional_to differ in length")
+        canonicals = set(variant_to_canonical.values())
+        domain = set(map(str, vocab.get("domain_terms") or ())) | set(words) | canonicals | set(variant_to_canonical)
+        return cls(user_words=tuple(dict.fromkeys(words + sorted(canonicals) + sorted(variant_to_canonical))),
+                   synonyms=variant_to_canonical,
+                   domain_terms=frozenset(t for t in domain if len(t) >= 2 or t in canonicals),
+                   stopwords=frozenset(map(str, vocab.get("stopwords") or ())),
+                   traditional=str.maketrans(src, dst))
+
+
+MAX_RAW_CHARS = 2000      # of the incoming text looked at at all (bounded time for pasted essays)
+MAX_QUERY_CHARS = 120     # of the cleaned question matched (a question is a sentence or two)
+NON_WORD_RE = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff]+")
+
+
+@lru_cache(maxsize=4)
+def _jieba_tokenizer(user_words: tuple[str, ...], dictionary: str = str(JIEBA_DICT_FILE)):
+    """A private jieba tokenizer (not jieba's global one) with the election words added. Loading a dictionary
+    costs about 0.1 s, so one tokenizer per word list is kept for the process; it holds nothing else."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tk = jieba.Tokenizer(dictionary)
+    tk.initialize()
+    for word in user_words:
+        tk.add_word(word)
+    return tk
+
+
+class Analyzer:
+    """Text → cleaned string and weighted words, the same way for handbook entries and questions."""
+
+    def __init__(self, vocabulary: Vocabulary):
+        self.vocabulary = vocabulary
+        self.tk = _jieba_tokenizer(vocabulary.user_words)
+        self.freq = self.tk.FREQ
+        self.long_user_words = frozenset(w for w in vocabulary.user_words if len(w) >= 4)
+        terms = sorted(vocabulary.domain_terms, key=len, reverse=True)
+        self.domain_re = re.compile("|".join(map(re.escape, terms))) if terms else None
+        # One-character typos in long election words (委拖投票 → 委托投票). Only dictionary words and canonical
+        # synonyms are targets; residents' variants are not corrected towards. With one wrong character, either
+        # the first two or the next two characters are intact, so targets are indexed by both pairs.
+        known = set(vocabulary.user_words) | set(vocabulary.domain_terms)
+        self.known_words = known
+        self.typo_index: dict[tuple[int, int, str], list[str]] = {}
+        for word in sorted(known - set(vocabulary.synonyms)):
+            if len(word) >= 4:
+                self.typo_index.setdefault((len(word), 0, word[0:2]), []).append(word)
+                self.typo_index.setdefault((len(word), 2, word[2:4]), []).append(word)
+        self.typo_lengths = sorted({key[0] for key in self.typo_index})
+
+    def clean(self, text: str) -> str:
+        text = unicodedata.normalize("NFKC", text[:MAX_RAW_CHARS]).lower().translate(self.vocabulary.traditional)
+        return NON_WORD_RE.sub(" ", text).strip()[:MAX_QUERY_CHARS]
+
+    def correct_typos(self, text: str) -> str:
+        """Replace a window that is one character away from a long election word and is not itself a word."""
+        chars = list(text)
+        n = len(chars)
+        index = self.typo_index
+        for length in self.typo_lengths:
+            for start in range(0, n - length + 1):
+                window = "".join(chars[start:start + length])
+                targets = index.get((length, 0, window[0:2]), []) + index.get((length, 2, window[2:4]), [])
+                if not targets or window in self.known_words or " " in window or self.freq.get(window):
+                    continue
+                for word in targets:
+                    if sum(a != b for a, b in zip(word, window, strict=True)) == 1:
+                        chars[start:start + length] = list(word)
+                        break
+        return "".join(chars)
+
+    def words(self, cleaned: str) -> list[str]:
+        """Segmented words with the sub-words of long ones (村务监督委员会 → 村务, 监督, 委员会 …), synonyms
+        mapped to their canonical word, stopwords dropped."""
+        out: list[str] = []
+        syn = self.vocabulary.synonyms
+        stop = self.vocabulary.stopwords
+        for chunk in cleaned.split():
+            for word in self.tk.lcut(chunk, HMM=False):
+                if word in syn:                 # a resident's word stands for its canonical word only
+                    if syn[word] not in stop:
+                        out.append(syn[word])
+                    continue
+                parts = [word]
+                n = len(word)
+                if n > 2:
+                    parts += [word[i:i + 2] for i in range(n - 1) if self.freq.get(word[i:i + 2])]
+                if n > 3:
+                    parts += [word[i:i + 3] for i in range(n - 2) if self.freq.get(word[i:i + 3])]
+                if n > 4:
+                    parts += [w for w in self.long_user_words if len(w) < n and w in word]
+                for part in parts:
+                    part = syn.get(part, part)
+                    if part not in stop:
+                        out.append(part)
+        return out
+
+    def has_domain_term(self, cleaned: str, words: Iterable[str]) -> bool:
+        if self.domain_re is not None and self.domain_re.search(cleaned):
+            return True
+        return any(w in self.vocabulary.domain_terms for w in words)
+
+
+# ── the engine ─────────────────────────────────────────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class Candidate:
+    entry: Entry
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the handbook says to a question. `score` is a 0..1 confidence; `suggestions` are filled only in
+    the middle band; `candidates` (best first) are for evaluation and logs, not for users."""
+
+    matched: bool
+    entry: Entry | None
+    score: float
+    suggestions: list[Entry] = field(default_factory=list)
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def best(self) -> Entry | None:
+        return self.candidates[0].entry if self.candidates else None
+
+    def to_json(self) -> dict:
+        e = self.entry if self.matched else None
+        return {
+            "matched": self.matched,
+            "entry_id": e.id if e else None,
+            "question": e.question if e else None,
+            "answer": e.answer if e else None,
+            "sources": e.source_labels if e else [],
+            "score": round(self.score, 3),
+            "suggestions": [{"entry_id": s.id, "question": s.question} for s in self.suggestions],
+        }
+
+
+@dataclass
+class _Doc:
+    entry_index: int
+    text: str
+    words: frozenset[str]
+    weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Features:
+    """Evidence that a question asks what one entry answers (each 0..1)."""
+
+    best_doc: float       # weighted word overlap (F1) with the closest question/paraphrase
+    qp_recall: float      # share of the question's word weight found in the entry's questions/paraphrases
+    entry_recall: float   # … found anywhere in the entry, answer included
+    chars: float          # character similarity (rapidfuzz ratio) with the closest question/paraphrase
+    evidence: float       # matched word weight, in units of two rare words, capped at 1
+
+    def vector(self) -> tuple[float, ...]:
+        return (self.best_doc, self.qp_recall, self.entry_recall, self.chars, self.evidence)
+
+
+# Ranking: a linear score over Features. Confidence: a logistic function of the best entry's ranking score,
+# its lead over the runner-up and the share of the question's word weight the handbook knows at all; then
+# the gate: a question without a single election word keeps only GATE_FACTOR of it. Coefficients fitted with
+# `python benchmarks/qa_eval.py --fit` (held-out paraphrases as positives, other entries and invented
+# out-of-domain questions as negatives).
+RANK_WEIGHTS = (2.0, 1.0, 1.0, 1.5, 1.0)
+CALIBRATION = (-7.0, 2.0, 1.5, 1.0)     # intercept, rank score, lead, known share
+GATE_FACTOR = 0.3
+
+
+class _SparseBM25:
+    """rank_bm25's Okapi BM25 (its idf, k1 and b), scored through postings: only documents that contain a
+    question word are touched, which keeps long questions within a few milliseconds."""
+
+    def __init__(self, bm25):
+        import numpy as np
+
+        self.size = len(bm25.doc_len)
+        self.idf = bm25.idf
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for k, freqs in enumerate(bm25.doc_freqs):
+            norm = bm25.k1 * (1 - bm25.b + bm25.b * bm25.doc_len[k] / bm25.avgdl)
+            for word, tf in freqs.items():
+                docs, parts = postings.setdefault(word, ([], []))
+                docs.append(k)
+                parts.append(tf * (bm25.k1 + 1) / (tf + norm))
+        self.postings = {w: (np.array(d), np.array(p)) for w, (d, p) in postings.items()}
+
+    def get_scores(self, query: Iterable[str]):
+        import numpy as np
+
+        scores = np.zeros(self.size)
+        for word in query:
+            hit = self.postings.get(word)
+            if hit is not None:
+                scores[hit[0]] += self.idf.get(word, 0.0) * hit[1]
+        return scores
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+class QAEngine:
+    """Offline search over the handbook. Construction builds the index (well under a second for 130 entries);
+    `ask` takes a few milliseconds and never raises. `score` ≥ high → answer; mid ≤ score < high → three
+    suggestions; below → no answer."""
+
+    CANDIDATES = 12          # entries re-scored after BM25 and character similarity
+    ANSWER_WEIGHT = 0.3      # BM25 on the answer text, relative to the best question/paraphrase
+    UNSEEN_WEIGHT = 0.8      # a question word the handbook never uses, relative to the rarest handbook word
+
+    def __init__(self, handbook: Handbook, vocabulary: Vocabulary | None = None, high: float = HIGH,
+                 mid: float = MID, rank_weights: Sequence[float] = RANK_WEIGHTS,
+                 calibration: Sequence[float] = CALIBRATION):
+        from rank_bm25 import BM25Okapi
+
+        self.handbook = handbook
+        self.laws = handbook.laws
+        self.high, self.mid = high, mid
+        self.rank_weights = tuple(rank_weights)
+        self.calibration = tuple(calibration)
+        self.analyzer = Analyzer(vocabulary or Vocabulary.load())
+        self.entries: tuple[Entry, ...] = handbook.entries
+        a = self.analyzer
+        self.docs: list[_Doc] = []
+        self.entry_words: list[frozenset[str]] = []
+        self.entry_qp_words: list[frozenset[str]] = []
+        answer_words: list[list[str]] = []
+        doc_words: list[list[str]] = []
+        for i, e in enumerate(self.entries):
+            qp: set[str] = set()
+            for text in (e.question, *e.paraphrases):
+                cleaned = a.clean(text)
+                words = a.words(cleaned)
+                doc_words.append(words)
+                self.docs.append(_Doc(i, cleaned, frozenset(words)))
+                qp.update(words)
+            aw = a.words(a.clean(f"{e.group} {e.answer}"))
+            answer_words.append(aw)
+            self.entry_qp_words.append(frozenset(qp))
+            self.entry_words.append(frozenset(qp | set(aw)))
+        n = max(len(self.entries), 1)
+        df: dict[str, int] = {}
+        for words in self.entry_words:
+            for w in words:
+                df[w] = df.get(w, 0) + 1
+        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+        self.max_idf = math.log(1 + (n + 0.5) / 0.5)
+        self.unseen_idf = self.max_idf * self.UNSEEN_WEIGHT
+        for d in self.docs:
+            d.weight = sum(self._weight(w) for w in d.words)
+        self.doc_texts = [d.text for d in self.docs]
+        self.doc_entry = [d.entry_index for d in self.docs]
+        self.entry_docs: list[list[int]] = [[] for _ in self.entries]
+        for k, d in enumerate(self.docs):
+            self.entry_docs[d.entry_index].append(k)
+        self.bm25_docs = _SparseBM25(BM25Okapi(doc_words)) if doc_words else None
+        self.bm25_answers = _SparseBM25(BM25Okapi(answer_words)) if answer_words else None
+
+    def _weight(self, word: str) -> float:
+        w = self.idf.get(word, self.unseen_idf)
+        return w * 0.5 if len(word) == 1 else w
+
+    def features(self, i: int, qwords: frozenset[str], qweight: float, cleaned: str) -> Features:
+        from rapidfuzz.fuzz import ratio
+
+        weight = self._weight
+        best_doc = chars = 0.0
+        for k in self.entry_docs[i]:
+            d = self.docs[k]
+            hit = sum(weight(w) for w in qwords & d.words)
+            if hit:
+                recall, precision = hit / qweight, hit / d.weight
+                best_doc = max(best_doc, 2 * recall * precision / (recall + precision))
+            chars = max(chars, ratio(cleaned, d.text) / 100)
+        found = sum(weight(w) for w in qwords & self.entry_words[i])
+        qp = sum(weight(w) for w in qwords & self.entry_qp_words[i])
+        return Features(best_doc=best_doc, qp_recall=qp / qweight if qweight else 0.0,
+                        entry_recall=found / qweight if qweight else 0.0, chars=chars,
+                        evidence=min(1.0, found / (2 * self.max_idf)))
+
+    def rank_score(self, f: Features) -> float:
+        return sum(w * x for w, x in zip(self.rank_weights, f.vector(), strict=True))
+
+    def confidence(self, top: float, lead: float, election_word: bool, known: float) -> float:
+        b0, b_top, b_lead, b_known = self.calibration
+        score = _sigmoid(b0 + b_top * top + b_lead * lead + b_known * known)
+        return score if election_word else score * GATE_FACTOR
+
+    def analyze(self, question: str) -> dict[str, Any]:
+        """The pieces `ask` works from, for tuning and tests: cleaned text, words, candidates with features."""
+        import numpy as np
+        from rapidfuzz import process
+        from rapidfuzz.fuzz import ratio
+
+        a = self.analyzer
+        cleaned = a.correct_typos(a.clean(question))
+        words = a.words(cleaned)
+        qwords = frozenset(words)
+        qweight = sum(self._weight(w) for w in qwords)
+        pool: set[int] = set()
+        if qwords and self.bm25_docs is not None:
+            query = sorted(qwords)[:40]
+            per_entry = np.zeros(len(self.entries))
+            np.maximum.at(per_entry, self.doc_entry, self.bm25_docs.get_scores(query))
+            per_entry += self.ANSWER_WEIGHT * self.bm25_answers.get_scores(query)
+            pool.update(int(i) for i in np.argsort(-per_entry)[: self.CANDIDATES] if per_entry[i] > 0)
+        if cleaned:
+            pool.update(self.doc_entry[k] for _, sim, k in process.extract(cleaned, self.doc_texts, scorer=ratio,
+                                                                           limit=6) if sim > 40)
+        known = sum(self._weight(w) for w in qwords if w in self.idf) / qweight if qweight else 0.0
+        candidates = []
+        for i in pool:
+            f = self.features(i, qwords, qweight, cleaned)
+            candidates.append((self.rank_score(f), i, f))
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        return {"cleaned": cleaned, "words": words, "known": known,
+                "election_word": a.has_domain_term(cleaned, words), "candidates": candidates}
+
+    def ask(self, question: str) -> Answer:
+        try:
+            return self._ask(question)
+        except Exception:  # noqa: BLE001 — a question must never break the chat: no answer rather than an error
+            return Answer(matched=False, entry=None, score=0.0)
+
+    def _ask(self, question: str) -> Answer:
+        if not isinstance(question, str) or not self.entries:
+            return Answer(matched=False, entry=None, score=0.0)
+        info = self.analyze(question)
+        ranked = info["candidates"]
+        if not ranked:
+            return Answer(matched=False, entry=None, score=0.0)
+        top = ranked[0][0]
+        scores = []
+        for k, (rank, i, _) in enumerate(ranked[:5]):
+            rival = ranked[1][0] if k == 0 and len(ranked) > 1 else top if k else 0.0
+            scores.append((self.entries[i], self.confidence(rank, rank - rival if k == 0 else rank - top,
+                                                            info["election_word"], info["known"])))
+        candidates = tuple(Candidate(e, round(sc, 4)) for e, sc in scores)
+        best = candidates[0]
+        if best.score >= self.high:
+            return Answer(matched=True, entry=best.entry, score=best.score, candidates=candidates)
+        if best.score >= self.mid:
+            return Answer(matched=False, entry=None, score=best.score,
+                          suggestions=[c.entry for c in candidates[:3]], candidates=candidates)
+        return Answer(matched=False, entry=None, score=best.score, candidates=candidates)
