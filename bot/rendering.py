@@ -7,6 +7,7 @@ so user-supplied values are always escaped.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -37,10 +38,26 @@ def mask_phone(value: str | None) -> str:
     return value[:3] + "****" + value[-4:]
 
 
+_TAGS_ONLY = re.compile(r"^\s*(?:\{%.*?%\}\s*|\{#.*?#\}\s*)+$")
+
+
+class LineLoader(FileSystemLoader):
+    """Templates are written line by line: a line holding only `{% … %}` tags disappears from the output, a
+    line with text keeps its line break even when it ends in a tag (`…{% endif %}`), which Jinja's
+    trim_blocks would swallow."""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        lines = source.split("\n")
+        out = [line + ("" if _TAGS_ONLY.match(line) else "\n") for line in lines[:-1]]
+        return "".join(out) + lines[-1], filename, uptodate
+
+
 class Renderer:
     def __init__(self, directory: Path = TEMPLATES_DIR):
-        loader = FileSystemLoader(str(directory))
-        common = dict(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+        loader = LineLoader(str(directory))
+        common = dict(loader=loader, undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=True,
+                      keep_trailing_newline=False)
         self.plain = Environment(autoescape=False, **common)
         self.html = Environment(autoescape=select_autoescape(default=True, default_for_string=True), **common)
         for env in (self.plain, self.html):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from bot.identity import resolve, visible_region
 from bot.messages import Choice, Incoming, Reply
 from handlers.core import command_args
-from handlers.report_parser import METRIC_NAMES
+from handlers.report_parser import metric_label
 from reminders.plan import STATUS_NAMES
 from storage.models import VILLAGE_KINDS
 
@@ -78,7 +78,7 @@ def _progress_reply(deps: Deps, uow, village) -> Reply:
                        "status": STATUS_NAMES.get(status, "")})
     last = None
     if latest:
-        last = {"date": latest.report_date, "metrics": [(METRIC_NAMES.get(k, k), v) for k, v in (latest.metrics or {}).items()],
+        last = {"date": latest.report_date, "metrics": [metric_label(k, v) for k, v in (latest.metrics or {}).items()],
                 "problems": latest.problems or []}
     return Reply("progress", {"village": village.name, "township": town.name if town else "", "stages": stages,
                               "last": last, "count": len(reports)})

@@ -3,6 +3,7 @@ an article. In groups the bot answers only when asked (@, /ask, 问:/请问); un
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from storage.models import QuestionLog
 if TYPE_CHECKING:
     from bot.app import Deps
 
+log = logging.getLogger(__name__)
+
 
 def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()[:255]
@@ -27,7 +30,8 @@ def answer_question(deps: Deps, msg: Incoming, question: str) -> Reply:
         return Reply("qa_usage")
     try:
         engine = deps.qa
-    except ImportError:
+    except (ImportError, ValueError, OSError):   # HandbookError is a ValueError: a broken deployment
+        log.exception("handbook unavailable")
         return Reply("qa_unavailable")
     answer = engine.ask(question[:500])
     data = answer.to_json()
@@ -96,7 +100,8 @@ async def on_law(msg: Incoming, deps: Deps) -> Reply:
         return Reply("law_usage")
     try:
         from content.laws import format_article
-    except ImportError:
+    except (ImportError, ValueError, OSError):   # HandbookError is a ValueError: a broken deployment
+        log.exception("handbook unavailable")
         return Reply("qa_unavailable")
     article = deps.qa.laws.lookup(" ".join(args[:-1])[:40], args[-1][:12])
     if article is None:

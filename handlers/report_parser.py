@@ -48,6 +48,12 @@ METRIC_NAMES = {
     "yijiantiao": "一肩挑",
     "petitions": "信访件",
 }
+METRIC_UNITS = {"petitions": "件", "yijiantiao": "人"}   # every other metric counts people
+
+
+def metric_label(key: str, value: int) -> tuple[str, str]:
+    """("登记选民", "1236人") for showing a metric to people."""
+    return METRIC_NAMES.get(key, key), f"{value}{METRIC_UNITS.get(key, '人')}"
 
 # Words (regex pieces) people use for each stage. One alternation, longest first, so 村务监督委员会 wins over 委员会.
 STAGE_WORDS: dict[str, tuple[str, ...]] = {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.identity import Actor, resolve
 from bot.messages import Choice, Incoming, Reply
 from bot.router import split_command
-from handlers.report_parser import METRIC_NAMES, ParseResult, parse_report
+from handlers.report_parser import ParseResult, metric_label, parse_report
 from reminders.plan import STATUS_NAMES
 from storage.models import ADMIN, CADRE, SECRETARY, Report
 
@@ -107,7 +107,7 @@ def _item(deps: Deps, rep: Report, village: str, replaced: bool = False) -> dict
         "kind": KIND_NAMES.get(rep.kind, rep.kind),
         "stage": deps.plan.name_of(rep.stage) if rep.stage else None,
         "status": STATUS_NAMES.get(rep.status or "", ""),
-        "metrics": [(METRIC_NAMES.get(k, k), v) for k, v in (rep.metrics or {}).items()],
+        "metrics": [metric_label(k, v) for k, v in (rep.metrics or {}).items()],
         "problems": list(rep.problems or []),
         "replaced": replaced,
     }
