@@ -43,7 +43,7 @@ def village_statuses(deps, uow, scope: Region | None, day: date) -> list[Village
     plan = deps.plan
     cal = calendar_for(deps)
     villages = queries.villages_in(uow, scope)
-    ids = [v.id for v in villages] if scope is not None else None
+    ids = queries.scope_ids(scope)
     done = queries.completed_stage(uow, plan.codes, ids, until=day)
     last = dict(uow.session.execute(
         _in(select(Report.village_id, func.max(Report.report_date))
@@ -92,12 +92,11 @@ def _in(q, ids):
 
 def indicators(deps, uow, scope: Region | None) -> dict[str, Any]:
     """Structure targets from the latest election-result metrics of each village."""
-    ids = [v.id for v in queries.villages_in(uow, scope)]
     latest: dict[int, dict] = {}
     q = (select(Report.village_id, Report.metrics, Report.stage)
          .where(Report.current.is_(True), Report.stage.in_(RESULT_STAGES)).order_by(Report.report_date, Report.id))
     if scope is not None:
-        q = q.where(Report.village_id.in_(ids))
+        q = q.where(Report.village_id.in_(queries.scope_ids(scope)))
     for vid, metrics, stage in uow.session.execute(q):
         if metrics and stage == "voting" and any(k in metrics for k in ("elected", "women_elected", "yijiantiao", "under35_elected", "college_elected")):
             latest[vid] = {**latest.get(vid, {}), **metrics}
@@ -127,8 +126,7 @@ def problems_on(uow, scope: Region | None, start: date, end: date) -> list[dict[
         .order_by(town.c.id, Region.id)
     )
     if scope is not None:
-        ids = [v.id for v in queries.villages_in(uow, scope)]
-        q = q.where(Report.village_id.in_(ids))
+        q = q.where(Report.village_id.in_(queries.scope_ids(scope)))
     out = []
     for village, township, cadre, problems, rdate in uow.session.execute(q):
         for text in problems or []:
@@ -184,7 +182,7 @@ def build_digest(deps, uow, scope: Region | None, day: date, weekly: bool = Fals
     }
     if weekly:
         week_ago = day - timedelta(days=7)
-        before = queries.completed_stage(uow, plan.codes, [v.id for v in villages] if scope else None, until=week_ago)
+        before = queries.completed_stage(uow, plan.codes, queries.scope_ids(scope), until=week_ago)
         data["by_stage_last_week"] = {s.code: sum(1 for v in before.values() if v >= i) for i, s in enumerate(plan.stages)}
         data["top_problems"] = Counter(p["text"] for p in data["problems"]).most_common(5)
         prev_missing = queries.missing_villages(uow, scope, week_ago - timedelta(days=week_ago.weekday()),

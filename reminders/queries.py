@@ -58,6 +58,16 @@ def villages_in(uow, scope: Region | None) -> list[VillageRow]:
     return [VillageRow(*row) for row in uow.session.execute(q.order_by(town.id, Region.id))]
 
 
+def scope_ids(scope: Region | None):
+    """A subquery of the village ids under `scope` (None = everywhere) to filter reports with, instead of
+    sending thousands of ids as bound parameters."""
+    if scope is None:
+        return None
+    town = aliased(Region)
+    q = select(Region.id).join(town, Region.parent_id == town.id).where(Region.kind.in_(VILLAGE_KINDS))
+    return _scoped(q, scope, town).scalar_subquery()
+
+
 def _scoped(q, scope: Region | None, town):
     if scope is None:
         return q
@@ -89,7 +99,7 @@ def stage_index_expr(codes: list[str]):
     return case({code: i for i, code in enumerate(codes)}, value=Report.stage, else_=-1)
 
 
-def completed_stage(uow, codes: list[str], village_ids: list[int] | None = None, until: date | None = None) -> dict[int, int]:
+def completed_stage(uow, codes: list[str], village_ids=None, until: date | None = None) -> dict[int, int]:
     """Highest stage index each village has finished (a later stage reported at all implies the earlier done)."""
     idx = stage_index_expr(codes)
     done = case((Report.status == "done", idx), else_=idx - 1)
