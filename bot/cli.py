@@ -88,22 +88,37 @@ def cmd_roster(args) -> int:
     return 0 if not text.startswith("找不到") else 1
 
 
+ROLE_CHOICES = ("admin", "leader", "cadre", "secretary", "resident")
+LINK_PLATFORMS = ("wecom", "mp", "telegram")
+
+
 def cmd_person(args) -> int:
+    """`person grant 姓名 角色`, or `person link 姓名 wecom:USERID` (an account the bot could not match)."""
+    if args.action == "grant" and args.value not in ROLE_CHOICES:
+        return fail(f"角色应为 {'/'.join(ROLE_CHOICES)} 之一，而不是“{args.value}”")
+    platform, _, external_id = args.value.partition(":")
+    if args.action == "link" and (platform not in LINK_PLATFORMS or not external_id.strip()):
+        return fail(f"账号的写法是 平台:账号，例如 wecom:ZhangSan(平台为 {'/'.join(LINK_PLATFORMS)})")
     deps = _deps(args)
     with deps.uow() as uow:
         people = uow.persons.by_name(args.name)
         if len(people) != 1:
             return fail(f"名单中有{len(people)}个“{args.name}”")
-        uow.persons.grant(people[0], args.role)
-        uow.audit.record("cli", "grant", f"{people[0].id} {args.role}", deps.clock.now())
+        if args.action == "link":
+            uow.identities.link(platform, external_id.strip(), people[0], deps.clock.now())
+            uow.audit.record("cli", "link", f"{platform}:{external_id.strip()} -> person {people[0].id}", deps.clock.now())
+            uow.commit()
+            print(f"已把 {platform} 账号 {external_id.strip()} 绑定到 {args.name}")
+            return 0
+        uow.persons.grant(people[0], args.value)
+        uow.audit.record("cli", "grant", f"{people[0].id} {args.value}", deps.clock.now())
         uow.commit()
-    print(f"已授予 {args.name} 角色 {args.role}")
+    print(f"已授予 {args.name} 角色 {args.value}")
     return 0
 
 
 def _roster_for_parse(args):
     from handlers.report_parser import Roster, RosterVillage
-
     from storage.roster import parse_rows, read_table
 
     if args.roster:
@@ -372,10 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("region", nargs="?")
     ro.set_defaults(func=cmd_roster)
 
-    pe = sub.add_parser("person", help="grant a role to a roster person")
-    pe.add_argument("action", choices=["grant"])
+    pe = sub.add_parser("person", help="grant a role to a roster person, or link a platform account to them")
+    pe.add_argument("action", choices=["grant", "link"])
     pe.add_argument("name")
-    pe.add_argument("role", choices=["admin", "leader", "cadre", "secretary", "resident"])
+    pe.add_argument("value", metavar="role|platform:id",
+                    help="grant: admin/leader/cadre/secretary/resident; link: wecom:USERID, mp:OPENID or telegram:ID")
     pe.set_defaults(func=cmd_person)
 
     pa = sub.add_parser("parse", help="parse a report message (TEXT, or - for one message per stdin line)")

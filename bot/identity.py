@@ -48,7 +48,17 @@ def actor_for(person: Person | None, uow: UnitOfWork) -> Actor:
 
 
 def resolve(uow: UnitOfWork, platform: str, user_id: str) -> Actor:
-    return actor_for(uow.identities.person_for(platform, user_id), uow)
+    rows = uow.identities.actor_rows(platform, user_id)
+    if not rows:
+        return ANONYMOUS
+    scopes: dict[str, list[int]] = {}
+    roles = set()
+    for _pid, _name, role, region_id in rows:
+        if role is not None:
+            roles.add(role)
+            if region_id is not None:
+                scopes.setdefault(role, []).append(region_id)
+    return Actor(rows[0][0], rows[0][1], frozenset(roles or {RESIDENT}), {k: tuple(v) for k, v in scopes.items()})
 
 
 def visible_region(uow: UnitOfWork, actor: Actor, region: Region) -> bool:

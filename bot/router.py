@@ -73,10 +73,11 @@ class Router:
         if len(msg.text) > MAX_TEXT:
             return [Reply("too_long", {"limit": MAX_TEXT})] if not msg.chat.is_group else []
         try:
-            msg = self._numbered_choice(msg, deps)
-            result = await self._dispatch(msg, deps)
-            replies = [] if result is None else result if isinstance(result, list) else [result]
-            self._remember_choices(msg, replies, deps)
+            with deps.db.shared():
+                msg = self._numbered_choice(msg, deps)
+                result = await self._dispatch(msg, deps)
+                replies = [] if result is None else result if isinstance(result, list) else [result]
+                self._remember_choices(msg, replies, deps)
         except deps.db_errors:
             log.exception("database error while handling a message")
             return [Reply("db_unavailable")]

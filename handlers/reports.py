@@ -41,13 +41,10 @@ def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int]]:
     """The actor, the township the chat (or the sender) works in, and the villages they may report for."""
     with deps.uow() as uow:
         actor = resolve(uow, msg.chat.platform, msg.sender.id)
-        township = None
-        if msg.chat.is_group:
-            chat = uow.chats.get(msg.chat.platform, msg.chat.id)
-            township = chat.region.name if chat and chat.region else None
+        township = uow.chats.region_name(msg.chat.platform, msg.chat.id) if msg.chat.is_group else None
         allowed: set[int] = set()
         if actor.known:
-            allowed = uow.persons.reportable_village_ids(actor.person_id)  # type: ignore[arg-type]
+            allowed = uow.persons.assigned_village_ids(actor.person_id) | set(actor.scopes.get(SECRETARY, ()))  # type: ignore[arg-type]
             if township is None:
                 towns = {uow.regions.township_of(v).name for v in (uow.regions.get(i) for i in allowed) if v}
                 township = towns.pop() if len(towns) == 1 else None
@@ -153,9 +150,8 @@ def store_reports(deps: Deps, msg: Incoming, actor: Actor, items: list[tuple[Par
                 uow.reports.withdraw(old, now)
         for r, target in items:
             rep = _new_report(r, target, actor, msg, now, deps.today())
-            had = uow.reports.reported_village_ids([target.village_id], rep.report_date, rep.kind)
-            uow.reports.add(rep)
-            recorded.append(_item(deps, rep, target.village, replaced=bool(had) and not msg.edited))
+            had = uow.reports.store(rep)
+            recorded.append(_item(deps, rep, target.village, replaced=had and not msg.edited))
         uow.commit()
     return Reply("report_recorded", {"items": recorded, "edited": msg.edited})
 

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -49,11 +50,23 @@ def make_engine(url: str) -> Engine:
                          connect_args={"application_name": f"huanjie-{os.getpid()}"})
 
 
+def _mark_written(session, _flush_context) -> None:
+    session.info["wrote"] = True
+
+
+def _mark_clean(session) -> None:
+    session.info.pop("wrote", None)
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._shared: ContextVar[UnitOfWork | None] = ContextVar(f"huanjie_uow_{id(self)}", default=None)
+        event.listen(self._sessions, "after_flush", _mark_written)
+        event.listen(self._sessions, "after_commit", _mark_clean)
+        event.listen(self._sessions, "after_rollback", _mark_clean)
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,6 +105,20 @@ class Database:
 
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
+        """A unit of work: what the block writes is kept only if it commits. Inside `shared()` every block
+        reuses the one session of the message being handled (a connection and transaction per message,
+        not per block); a block that wrote without committing, or failed, is rolled back as before."""
+        shared = self._shared.get()
+        if shared is not None:
+            try:
+                yield shared
+            except BaseException:
+                shared.rollback()
+                raise
+            session = shared.session
+            if session.new or session.dirty or session.deleted or session.info.get("wrote"):
+                session.rollback()
+            return
         session = self._sessions()
         uow = UnitOfWork(session)
         try:
@@ -101,6 +128,20 @@ class Database:
             raise
         finally:
             session.close()  # ends any open transaction; loaded objects stay readable
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Let every `uow()` block in this task (one incoming message) share one session."""
+        if self._shared.get() is not None:
+            yield
+            return
+        session = self._sessions()
+        token = self._shared.set(UnitOfWork(session))
+        try:
+            yield
+        finally:
+            self._shared.reset(token)
+            session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

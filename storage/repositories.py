@@ -193,6 +193,9 @@ class PersonRepo:
             )
         )
 
+    def assigned_village_ids(self, person_id: int) -> set[int]:
+        return set(self.s.scalars(select(Assignment.village_id).where(Assignment.person_id == person_id)))
+
     def reportable_village_ids(self, person_id: int) -> set[int]:
         """Villages a person may report for: assigned as cadre, or their own as secretary."""
         ids = set(self.s.scalars(select(Assignment.village_id).where(Assignment.person_id == person_id)))
@@ -224,6 +227,17 @@ class PersonRepo:
 class IdentityRepo:
     def __init__(self, s: Session):
         self.s = s
+
+    def actor_rows(self, platform: str, external_id: str) -> list[tuple[int, str, str | None, int | None]]:
+        """(person id, name, role, region id) of the person behind an account, one row per role grant (role
+        None without grants); empty for an unknown account. One statement: it runs for every message."""
+        q = (
+            select(Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
+            .join(PlatformIdentity, PlatformIdentity.person_id == Person.id)
+            .outerjoin(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(PlatformIdentity.platform == platform, PlatformIdentity.external_id == external_id)
+        )
+        return [tuple(row) for row in self.s.execute(q)]
 
     def person_for(self, platform: str, external_id: str) -> Person | None:
         return self.s.scalar(
@@ -280,6 +294,11 @@ class ChatRepo:
     def get(self, platform: str, chat_id: str) -> Chat | None:
         return self.s.scalar(select(Chat).where(Chat.platform == platform, Chat.chat_id == chat_id))
 
+    def region_name(self, platform: str, chat_id: str) -> str | None:
+        """The name of the region a chat is bound to (None when unknown or unbound), in one statement."""
+        return self.s.scalar(select(Region.name).join(Chat, Chat.region_id == Region.id)
+                             .where(Chat.platform == platform, Chat.chat_id == chat_id))
+
     def ensure(self, platform: str, chat_id: str, is_group: bool, title: str | None = None) -> Chat:
         chat = self.get(platform, chat_id)
         if chat is None:
@@ -306,6 +325,11 @@ class ReportRepo:
 
     def add(self, report: Report) -> Report:
         """Store a report; an earlier current report for the same village, date and kind is superseded."""
+        self.store(report)
+        return report
+
+    def store(self, report: Report) -> bool:
+        """`add`, returning True when the report superseded an earlier one of the same village, date and kind."""
         self.s.add(report)
         self.s.flush()
         previous = self.s.scalars(
@@ -320,7 +344,7 @@ class ReportRepo:
         for old in previous:
             old.current = False
             old.superseded_by_id = report.id
-        return report
+        return bool(previous)
 
     def by_message(self, platform: str, chat_id: str, message_id: str) -> list[Report]:
         return list(

@@ -31,7 +31,7 @@ def reports(deps, current_only=True):
 
 async def test_cadre_report_is_confirmed_and_stored(deps):
     replies = await talk(deps, as_="张三", in_=GROUP, say="前进村 选民登记已完成,登记选民1236人")
-    assert replies == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236"]
+    assert replies == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236人"]
     [rep] = reports(deps)
     assert (rep.report_date, rep.kind, rep.stage, rep.status) == (date(2026, 11, 23), "daily", "voter_registration", "done")
     assert rep.metrics == {"registered_voters": 1236}
@@ -132,7 +132,7 @@ async def test_guided_report(deps):
     assert "数字" in (await s.handle_line("1"))[0]  # 已完成
     assert "问题" in (await s.handle_line("登记选民1236人"))[0]
     done = await s.handle_line("无")
-    assert done == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236"]
+    assert done == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236人"]
 
 
 async def test_progress_and_mine(deps):

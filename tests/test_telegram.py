@@ -316,7 +316,7 @@ async def test_report_in_a_group_is_confirmed_once(deps, tg):
     upd = update(message=message("前进村 选民登记已完成,登记选民1236人"))
     await adapter.handle(upd)
     await adapter.handle(upd)  # Telegram redelivers after a crash: no second confirmation
-    assert bot.texts() == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236"]
+    assert bot.texts() == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236人"]
 
 
 async def test_edited_report_updates_the_stored_one(deps, tg):

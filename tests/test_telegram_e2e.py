@@ -250,7 +250,7 @@ async def test_cadre_report_in_a_group_is_confirmed_and_stored_chit_chat_is_not(
     await tg.say(ZHAO, XINYING, "/bindgroup@TestNameBot 新营子镇")
     assert (await tg.replies(XINYING))[0].startswith("本群已绑定到新营子镇")
     await tg.say(ZHANG, XINYING, "前进村 选民登记已完成,登记选民1236人")
-    assert await tg.replies(XINYING) == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236"]
+    assert await tg.replies(XINYING) == ["已记录 前进村 11月23日日报：选民登记 已完成；登记选民1236人"]
     [rep] = tg.reports()
     assert (rep.stage, rep.status, rep.metrics) == ("voter_registration", "done", {"registered_voters": 1236})
     assert (rep.platform, rep.chat_id) == ("telegram", str(XINYING["id"])) and rep.message_id.isdigit()
