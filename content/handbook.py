@@ -482,6 +482,18 @@ class _SparseBM25:
         return scores
 
 
+_VILLAGE_RE = re.compile("村")
+_COMMUNITY_RE = re.compile("社区|居委|居民|街道|小区|城市")
+
+
+def question_side(cleaned: str) -> str | None:
+    """"village" or "community" when the question is about only one kind of place, else None."""
+    village, community = bool(_VILLAGE_RE.search(cleaned)), bool(_COMMUNITY_RE.search(cleaned))
+    if village != community:
+        return "village" if village else "community"
+    return None
+
+
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-max(-50.0, min(50.0, x))))
 
@@ -494,6 +506,7 @@ class QAEngine:
     CANDIDATES = 12          # entries re-scored after BM25 and character similarity
     ANSWER_WEIGHT = 0.3      # BM25 on the answer text, relative to the best question/paraphrase
     UNSEEN_WEIGHT = 0.8      # a question word the handbook never uses, relative to the rarest handbook word
+    SIDE_PENALTY = 2.0       # rank points off an entry for the other kind of place (村 vs 社区)
 
     def __init__(self, handbook: Handbook, vocabulary: Vocabulary | None = None, high: float = HIGH,
                  mid: float = MID, rank_weights: Sequence[float] = RANK_WEIGHTS,
@@ -595,10 +608,14 @@ class QAEngine:
             pool.update(self.doc_entry[k] for _, sim, k in process.extract(cleaned, self.doc_texts, scorer=ratio,
                                                                            limit=6) if sim > 40)
         known = sum(self._weight(w) for w in qwords if w in self.idf) / qweight if qweight else 0.0
+        side = question_side(cleaned)
         candidates = []
         for i in pool:
             f = self.features(i, qwords, qweight, cleaned)
-            candidates.append((self.rank_score(f), i, f))
+            rank = self.rank_score(f)
+            if side and self.entries[i].applies_to not in (side, "both"):
+                rank -= self.SIDE_PENALTY   # 村 question, 社区 entry (or the reverse): rules differ
+            candidates.append((rank, i, f))
         candidates.sort(key=lambda c: (-c[0], c[1]))
         return {"cleaned": cleaned, "words": words, "known": known,
                 "election_word": a.has_domain_term(cleaned, words), "candidates": candidates}

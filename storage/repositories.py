@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -32,6 +32,27 @@ from storage.models import (
     Report,
     RoleGrant,
 )
+
+# Statements that run for every incoming message, built once: constructing a SQLAlchemy statement costs more
+# than running it on SQLite, and a prebuilt one also keeps its cache key.
+_ACTOR_ROWS = (
+    select(Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
+    .join(PlatformIdentity, PlatformIdentity.person_id == Person.id)
+    .outerjoin(RoleGrant, RoleGrant.person_id == Person.id)
+    .where(PlatformIdentity.platform == bindparam("platform"), PlatformIdentity.external_id == bindparam("external_id"))
+)
+_CHAT_REGION_NAME = (select(Region.name).join(Chat, Chat.region_id == Region.id)
+                     .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")))
+_ASSIGNED = select(Assignment.village_id).where(Assignment.person_id == bindparam("person_id"))
+_CONVERSATION = select(Conversation).where(
+    Conversation.platform == bindparam("platform"), Conversation.chat_id == bindparam("chat_id"),
+    Conversation.user_id == bindparam("user_id"))
+_BY_MESSAGE = select(Report).where(
+    Report.platform == bindparam("platform"), Report.chat_id == bindparam("chat_id"),
+    Report.message_id == bindparam("message_id"), Report.current.is_(True))
+_SAME_DAY_CURRENT = select(Report).where(
+    Report.village_id == bindparam("village_id"), Report.report_date == bindparam("report_date"),
+    Report.kind == bindparam("kind"), Report.current.is_(True), Report.id != bindparam("id"))
 
 
 class RegionRepo:
@@ -194,7 +215,7 @@ class PersonRepo:
         )
 
     def assigned_village_ids(self, person_id: int) -> set[int]:
-        return set(self.s.scalars(select(Assignment.village_id).where(Assignment.person_id == person_id)))
+        return set(self.s.scalars(_ASSIGNED, {"person_id": person_id}))
 
     def reportable_village_ids(self, person_id: int) -> set[int]:
         """Villages a person may report for: assigned as cadre, or their own as secretary."""
@@ -231,13 +252,7 @@ class IdentityRepo:
     def actor_rows(self, platform: str, external_id: str) -> list[tuple[int, str, str | None, int | None]]:
         """(person id, name, role, region id) of the person behind an account, one row per role grant (role
         None without grants); empty for an unknown account. One statement: it runs for every message."""
-        q = (
-            select(Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
-            .join(PlatformIdentity, PlatformIdentity.person_id == Person.id)
-            .outerjoin(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(PlatformIdentity.platform == platform, PlatformIdentity.external_id == external_id)
-        )
-        return [tuple(row) for row in self.s.execute(q)]
+        return [tuple(row) for row in self.s.execute(_ACTOR_ROWS, {"platform": platform, "external_id": external_id})]
 
     def person_for(self, platform: str, external_id: str) -> Person | None:
         return self.s.scalar(
@@ -296,8 +311,7 @@ class ChatRepo:
 
     def region_name(self, platform: str, chat_id: str) -> str | None:
         """The name of the region a chat is bound to (None when unknown or unbound), in one statement."""
-        return self.s.scalar(select(Region.name).join(Chat, Chat.region_id == Region.id)
-                             .where(Chat.platform == platform, Chat.chat_id == chat_id))
+        return self.s.scalar(_CHAT_REGION_NAME, {"platform": platform, "chat_id": chat_id})
 
     def ensure(self, platform: str, chat_id: str, is_group: bool, title: str | None = None) -> Chat:
         chat = self.get(platform, chat_id)
@@ -332,31 +346,15 @@ class ReportRepo:
         """`add`, returning True when the report superseded an earlier one of the same village, date and kind."""
         self.s.add(report)
         self.s.flush()
-        previous = self.s.scalars(
-            select(Report).where(
-                Report.village_id == report.village_id,
-                Report.report_date == report.report_date,
-                Report.kind == report.kind,
-                Report.current.is_(True),
-                Report.id != report.id,
-            )
-        ).all()
+        previous = self.s.scalars(_SAME_DAY_CURRENT, {"village_id": report.village_id, "report_date": report.report_date,
+                                                      "kind": report.kind, "id": report.id}).all()
         for old in previous:
             old.current = False
             old.superseded_by_id = report.id
         return bool(previous)
 
     def by_message(self, platform: str, chat_id: str, message_id: str) -> list[Report]:
-        return list(
-            self.s.scalars(
-                select(Report).where(
-                    Report.platform == platform,
-                    Report.chat_id == chat_id,
-                    Report.message_id == message_id,
-                    Report.current.is_(True),
-                )
-            )
-        )
+        return list(self.s.scalars(_BY_MESSAGE, {"platform": platform, "chat_id": chat_id, "message_id": message_id}))
 
     def last_by_author(self, author_id: int) -> list[Report]:
         """The author's most recent current reports (all those from the same message)."""
@@ -418,11 +416,7 @@ class ConversationRepo:
         self.s = s
 
     def get(self, platform: str, chat_id: str, user_id: str) -> Conversation | None:
-        return self.s.scalar(
-            select(Conversation).where(
-                Conversation.platform == platform, Conversation.chat_id == chat_id, Conversation.user_id == user_id
-            )
-        )
+        return self.s.scalar(_CONVERSATION, {"platform": platform, "chat_id": chat_id, "user_id": user_id})
 
     def set(self, platform: str, chat_id: str, user_id: str, state: dict[str, Any], now: datetime) -> None:
         conv = self.get(platform, chat_id, user_id)
