@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from bot.settings import SettingsError, load_settings
@@ -21,6 +21,20 @@ def _utf8_stdio() -> None:
             stream.reconfigure(encoding="utf-8")  # type: ignore[attr-defined]
         except (AttributeError, ValueError):
             pass
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期应写成 YYYY-MM-DD(例如 2026-11-21)，而不是“{text}”") from None
+
+
+def _datetime_arg(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"时间应写成 \"YYYY-MM-DD HH:MM\"，而不是“{text}”") from None
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -151,7 +165,7 @@ def _lines(text: str) -> list[str]:
 def cmd_parse(args) -> int:
     from handlers.report_parser import parse_report
 
-    ref = date.fromisoformat(args.date) if args.date else _today()
+    ref = args.date if args.date else _today()
     roster = _roster_for_parse(args)
     for text in _lines(args.text):
         result = parse_report(text, ref, roster)
@@ -163,7 +177,6 @@ def cmd_parse(args) -> int:
 
 
 def _today() -> date:
-    from datetime import datetime
 
     return datetime.now(load_settings().tz).date()
 
@@ -232,13 +245,12 @@ def cmd_plan(args) -> int:
 
 
 def cmd_remind(args) -> int:
-    from datetime import datetime
 
     from reminders.jobs import job_specs, plan_job
 
     deps = _deps(args)
     tz = deps.settings.tz
-    at = datetime.fromisoformat(args.at).replace(tzinfo=tz) if args.at else deps.clock.now()
+    at = args.at.replace(tzinfo=tz) if args.at else deps.clock.now()
     specs = [s for s in job_specs(deps.settings) if s.at.hour == at.hour and s.at.minute == at.minute
              and (s.weekday is None or s.weekday == at.weekday())]
     if args.job:
@@ -283,7 +295,7 @@ def cmd_digest(args) -> int:
     from handlers.digest import build_digest
 
     deps = _deps(args)
-    day = date.fromisoformat(args.date) if args.date else deps.today()
+    day = args.date if args.date else deps.today()
     with deps.uow() as uow:
         try:
             region = _scope_region(deps, uow, args.scope)
@@ -311,7 +323,7 @@ def cmd_export(args) -> int:
         except ValueError:
             return fail(f"周的格式应为 2026-W47，而不是“{args.week}”", 1)
     if args.date:
-        day = date.fromisoformat(args.date)
+        day = args.date
     with deps.uow() as uow:
         try:
             region = _scope_region(deps, uow, args.scope)
@@ -332,7 +344,7 @@ def cmd_chart(args) -> int:
     from handlers.digest import build_digest
 
     deps = _deps(args)
-    day = date.fromisoformat(args.date) if args.date else deps.today()
+    day = args.date if args.date else deps.today()
     with deps.uow() as uow:
         try:
             region = _scope_region(deps, uow, args.scope)
@@ -397,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("parse", help="parse a report message (TEXT, or - for one message per stdin line)")
     pa.add_argument("text")
     pa.add_argument("--json", action="store_true", help="one JSON object per line")
-    pa.add_argument("--date", help="reference date YYYY-MM-DD (default today)")
+    pa.add_argument("--date", type=_date_arg, help="reference date YYYY-MM-DD (default today)")
     pa.add_argument("--roster", help="roster file to resolve village names (default: the database's roster)")
     pa.add_argument("--no-roster", action="store_true", help="parse without any roster")
     pa.set_defaults(func=cmd_parse)
@@ -415,13 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     rm = sub.add_parser("remind", help="show (or send) the reminders due at a time")
     rm.add_argument("--dry-run", action="store_true", help="print who would be nudged and why; send nothing")
-    rm.add_argument("--at", help='"YYYY-MM-DD HH:MM" in the configured time zone (default now)')
+    rm.add_argument("--at", type=_datetime_arg, help='"YYYY-MM-DD HH:MM" in the configured time zone (default now)')
     rm.add_argument("--job", help="one job id instead of the jobs due at --at")
     rm.set_defaults(func=cmd_remind)
 
     dg = sub.add_parser("digest", help="print the leaders' digest for a scope and date")
     dg.add_argument("--scope", help="township/street/county name (default: the only county)")
-    dg.add_argument("--date", help="YYYY-MM-DD (default today)")
+    dg.add_argument("--date", type=_date_arg, help="YYYY-MM-DD (default today)")
     dg.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     dg.add_argument("--weekly", action="store_true", help="the weekly digest (weekly reports, change against last week)")
     dg.set_defaults(func=cmd_digest)
@@ -430,13 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("out")
     ex.add_argument("--scope")
     ex.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: up to today)")
-    ex.add_argument("--date", help="YYYY-MM-DD instead of --week")
+    ex.add_argument("--date", type=_date_arg, help="YYYY-MM-DD instead of --week")
     ex.set_defaults(func=cmd_export)
 
     ch = sub.add_parser("chart", help="write the weekly stage-completion chart (.png)")
     ch.add_argument("out")
     ch.add_argument("--scope")
-    ch.add_argument("--date")
+    ch.add_argument("--date", type=_date_arg, help="YYYY-MM-DD (default today)")
     ch.set_defaults(func=cmd_chart)
 
     be = sub.add_parser("bench", help="build a synthetic 15 000-village county and print every speed figure")
