@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from content.handbook import HANDBOOK_DIR, HIGH, MID, Handbook, HandbookError, QAEngine
+from content.handbook import HIGH, MID, Handbook, HandbookError, QAEngine
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "handbook"
 
