@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from content.handbook import HIGH, MID, Handbook, HandbookError, QAEngine
+from content.handbook import HIGH, Handbook, HandbookError, QAEngine
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "handbook"
 
@@ -146,7 +146,7 @@ def test_out_of_domain_is_refused(engine, question):
     assert not answer.matched
     assert answer.entry is None
     assert answer.suggestions == []
-    assert answer.score < MID
+    assert answer.score < HIGH
     assert answer.to_json() == {"matched": False, "entry_id": None, "question": None, "answer": None, "sources": [],
                                 "score": round(answer.score, 3), "suggestions": []}
 
