@@ -448,8 +448,8 @@ class Features:
 # the gate: a question without a single election word keeps only GATE_FACTOR of it. Coefficients fitted with
 # `python benchmarks/qa_eval.py --fit` (held-out paraphrases as positives, other entries and invented
 # out-of-domain questions as negatives).
-RANK_WEIGHTS = (0.976, 0.805, 2.222, 7.344, 2.693)
-CALIBRATION = (-6.29, 0.41, 0.53, 2.507)
+RANK_WEIGHTS = (1.177, 0.837, 2.09, 7.396, 2.748)
+CALIBRATION = (-6.242, 0.405, 0.586, 2.418)
 GATE_FACTOR = 0.3
 
 
@@ -483,7 +483,7 @@ class _SparseBM25:
 
 
 _VILLAGE_RE = re.compile("村")
-_COMMUNITY_RE = re.compile("社区|居委|居民|街道|小区|城市")
+_COMMUNITY_RE = re.compile("社区|居委|居民|居务|居监|街道|小区|城市")
 
 
 def question_side(cleaned: str) -> str | None:
