@@ -19,8 +19,9 @@ def reply_key(msg: Incoming, index: int) -> str:
     return f"reply:{msg.chat.platform}:{msg.chat.id}:{mid}{edit}:{index}"[:255]
 
 
-async def respond(deps, msg: Incoming, replies: list[Reply], target: str | None = None) -> int:
-    """Queue the replies for `msg`'s chat (or `target`) and deliver them now. Returns how many were queued."""
+async def respond(deps, msg: Incoming, replies: list[Reply], target: str | None = None, flush: bool = True) -> int:
+    """Queue the replies for `msg`'s chat (or `target`) and deliver them now (`flush=False`: the caller
+    has the sender deliver them, e.g. one flush for a burst of messages). Returns how many were queued."""
     if not replies:
         return 0
     now = deps.clock.now()
@@ -30,6 +31,6 @@ async def respond(deps, msg: Incoming, replies: list[Reply], target: str | None 
             added += enqueue(uow, reply_key(msg, i), msg.chat.platform, target or msg.chat.id, reply, now, now)
         uow.commit()
     sender = deps.extras.get("sender")
-    if sender is not None:
+    if sender is not None and flush:
         await sender.flush_once()
     return added

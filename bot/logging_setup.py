@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
 
 def secret_values(settings) -> list[str]:
     names = ("telegram_token", "telegram_secret", "wecom_secret", "wecom_token", "wecom_aes_key",
-             "mp_app_secret", "mp_token", "mp_aes_key")
+             "wecom_bot_token", "wecom_bot_aes_key", "mp_app_secret", "mp_token", "mp_aes_key")
     values = [getattr(settings, n, "") for n in names]
     values += list(getattr(settings, "wecom_robot_keys", {}).values())
     if "@" in settings.db_url and ":" in settings.db_url.split("@")[0].split("//")[-1]:

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     wecom_aes_key: str = ""
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_robot_keys: dict[str, str] = Field(default_factory=dict)  # township name -> robot key
+    wecom_users: dict[str, str] = Field(default_factory=dict)  # WeCom userid -> roster mobile (identity mapping)
+    wecom_bot_token: str = ""  # smart robot (智能机器人) callback; empty: the app's token and key
+    wecom_bot_aes_key: str = ""
 
     # WeChat Official Account (公众号)
     mp_app_id: str = ""
@@ -117,11 +120,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @field_validator("wecom_aes_key", "mp_aes_key")
+    @field_validator("wecom_aes_key", "wecom_bot_aes_key", "mp_aes_key")
     @classmethod
     def _aes_key(cls, value: str) -> str:
+        value = value.strip()
         if value and len(value) != 43:
             raise ValueError(f"EncodingAESKey must be 43 characters, got {len(value)}")
+        if value and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value):
+            raise ValueError("EncodingAESKey must be 43 letters and digits, as the admin console shows it")
         return value
 
     @field_validator("weekly_nudge_weekday", "weekly_digest_weekday")

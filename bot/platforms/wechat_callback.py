@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from bot.rendering import split_message, utf8_len
 
-BODY_MAX = 1_000_000  # bytes: WeChat's callbacks are a few kilobytes
+BODY_MAX = 256 * 1024  # bytes: WeChat's callbacks are a few kilobytes
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
@@ -36,11 +36,19 @@ def query_params(request: Request) -> dict[str, str]:
     return params
 
 
-async def read_body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > BODY_MAX:
+async def read_body(request: Request, limit: int = BODY_MAX) -> bytes:
+    """The request body, refused as soon as it passes `limit` (never read whole into memory first)."""
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > limit):
         raise CallbackRejected("body too large")
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise CallbackRejected("body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def sha1_signature(*parts: str) -> str:
@@ -104,15 +112,27 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     return {child.tag: (child.text or "").strip() for child in root}
 
 
+def text_reply_xml(to_user: str, from_user: str, content: str, create_time: int) -> str:
+    """A passive text reply (Official Account): the plaintext XML WeChat shows as the bot's answer."""
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
+            f"<CreateTime>{int(create_time)}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content>{cdata(content)}</Content></xml>")
+
+
 def cdata(value: str) -> str:
     value = _CONTROL.sub("", value)
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def numbered_choices(reply) -> str:
-    """Text platforms answer a choice with its number (the router maps it back to the button's data)."""
+def numbered_choices(reply, text: str = "") -> str:
+    """Text platforms answer a choice with its number (the router maps it back to the button's data).
+    When `text` (the rendered reply) already lists the choices as "1. …", only the hint is added."""
+    if not reply.choices:
+        return ""
+    if text and all(f"{i}. {c.label}" in text for i, c in enumerate(reply.choices, 1)):
+        return "(回复数字选择)"
     lines = [f"  {i}. {c.label}" for i, c in enumerate(reply.choices, 1)]
-    return "\n".join(lines) + "\n(回复数字选择)" if lines else ""
+    return "\n".join(lines) + "\n(回复数字选择)"
 
 
 def passive_text(deps, replies, fmt: str, limit: int) -> str:
@@ -120,7 +140,7 @@ def passive_text(deps, replies, fmt: str, limit: int) -> str:
     parts = []
     for reply in replies:
         text = deps.renderer.render(reply, fmt)
-        choices = numbered_choices(reply)
+        choices = numbered_choices(reply, text)
         parts.append(f"{text}\n{choices}" if choices else text)
     whole = "\n\n".join(p for p in parts if p.strip())
     if utf8_len(whole) <= limit:

@@ -1,5 +1,5 @@
 """WeCom (企业微信) adapter. The self-built app (自建应用) talks 1:1 with cadres and leaders: its encrypted
-callback is acknowledged at once and handled in a task (`Incoming` → router), replies leave through the
+callback is acknowledged at once and handled by a worker (`Incoming` → router), replies leave through the
 outbox (`bot.delivery.respond` → `WeComAppTransport`, message/send). Township groups are reached through
 group-robot webhooks (`WeComRobotTransport`, send only). A cadre who @-s the smart robot (智能机器人) in a
 group gets a passive, encrypted stream reply. Outbound calls use httpx, never wechatpy's blocking client.
@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,8 @@ from bot.platforms.wechat_callback import (
     read_body,
 )
 from bot.rendering import split_message, utf8_len
-from reminders.outbox import PermanentError, RateLimiter, RetryAfter, TransientError
+from bot.router import split_command
+from reminders.outbox import PermanentError, RateLimiter, RetryAfter, TransientError, reply_to_payload
 from storage.models import TOWNSHIP_KINDS
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ PLATFORM = "wecom"
 ROBOT_PLATFORM = "wecom_robot"
 CALLBACK_PATH = "/wecom/callback"
 BOT_CALLBACK_PATH = "/wecom/bot/callback"
-GROUP_PREFIX = "group:"  # chat ids of groups the smart robot answers in (the app has no group chats)
+GROUP_PREFIX = "group:"  # never a target of the app: it has no group chats
 APP_LIMIT = 2048  # bytes: message/send text and markdown content
 ROBOT_LIMIT = 4096  # bytes: group robot markdown content
 ROBOT_TEXT_LIMIT = 2048
@@ -56,11 +57,17 @@ FREQUENCY_LIMIT = 45009
 BUSY = -1
 BATCH = 1000  # message/send: at most 1000 userids joined by '|'
 TOKEN_MARGIN = 300.0  # seconds: refresh a little before WeCom's expires_in
-IDENTITY_RECHECK = 3600.0  # seconds between user/get look-ups of an unmatched userid
+IDENTITY_RECHECK = 3600.0  # seconds between directory look-ups of an unmatched userid
 BOT_ANSWER_WITHIN = 3.0  # seconds: past this the smart robot gets an open stream and refreshes for the rest
 STREAM_TTL = 420.0  # WeCom refreshes a stream for at most six minutes
+BURST_GAP = 0.2  # seconds: callbacks closer than this are a burst
+BURST_YIELD = 0.25  # during a burst, after each message the loop gets a quarter of its time for callbacks alone
+STEPS_TTL = 6 * 3600.0  # how long a half-sent message remembers what already went out
 KEY_SHAPE = re.compile(r"^[0-9a-fA-F-]{20,64}$")
 LEADING_MENTION = re.compile(r"^\s*@\S+\s*")
+# Replies that already tell an unknown user how to bind: no extra note for them.
+EXPLAINS_BINDING = frozenset({"report_unbound", "not_bound", "welcome", "bind_usage", "bind_failed", "bind_ok",
+                              "bind_already", "bind_code_invalid", "wecom_unknown_user"})
 
 
 # ---------------------------------------------------------------- HTTP and errcodes
@@ -139,23 +146,27 @@ class WeComApi:
 
     async def call(self, method: str, path: str, *, params: dict | None = None, **kwargs) -> dict[str, Any]:
         token = await self.access_token()
-        for attempt in (1, 2):
+        data = await request_json(self.client, method, f"{self.base}{path}",
+                                  params={**(params or {}), "access_token": token}, **kwargs)
+        if errcode(data) in TOKEN_ERRORS:  # revoked or expired early: one fresh token, one more try
+            token = await self.access_token(stale=token)
             data = await request_json(self.client, method, f"{self.base}{path}",
                                       params={**(params or {}), "access_token": token}, **kwargs)
-            if errcode(data) in TOKEN_ERRORS and attempt == 1:
-                token = await self.access_token(stale=token)
-                continue
-            check_errcode(data, path)
-            return data
-        raise AssertionError("unreachable")  # pragma: no cover
+        check_errcode(data, path)
+        return data
 
     async def send_message(self, touser: str, msgtype: str, body: dict[str, Any]) -> dict[str, Any]:
-        payload = {"touser": touser, "msgtype": msgtype, "agentid": self.agent_id, msgtype: body, "safe": 0}
+        """message/send as WeCom documents it: markdown has no `safe` field, the others send safe=0."""
+        payload: dict[str, Any] = {"touser": touser, "msgtype": msgtype, "agentid": self.agent_id, msgtype: body}
+        if msgtype != "markdown":
+            payload["safe"] = 0
         return await self.call("POST", "/cgi-bin/message/send", json=payload)
 
     async def upload_media(self, kind: str, att: Attachment) -> str:
         files = {"media": (att.filename, att.content, "application/octet-stream")}
         data = await self.call("POST", "/cgi-bin/media/upload", params={"type": kind}, files=files)
+        if not data.get("media_id"):
+            raise TransientError("media/upload answered without media_id")
         return str(data["media_id"])
 
     async def get_user(self, userid: str) -> dict[str, Any]:
@@ -167,6 +178,38 @@ class WeComApi:
         except PermanentError:
             return None  # 46004: nobody in the corp has this mobile
         return str(data.get("userid") or "") or None
+
+
+class SentSteps:
+    """What one outbox message already put on screen. A message is several API calls (text, choices,
+    each attachment); when one fails the outbox retries the whole message, and this makes the retry
+    send only the rest, so nobody reads the same text twice. Forgotten once the message is complete."""
+
+    def __init__(self, ttl: float = STEPS_TTL):
+        self.ttl = ttl
+        self._done: dict[str, tuple[float, set[str]]] = {}
+
+    @staticmethod
+    def key(target: str, text: str, reply: Reply) -> str:
+        payload = json.dumps(reply_to_payload(reply), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(f"{target}\x00{text}\x00{payload}".encode()).hexdigest()
+
+    async def run(self, key: str, step: str, send: Callable[[], Awaitable[Any]]) -> None:
+        now = time.monotonic()
+        for old in [k for k, (at, _) in self._done.items() if now - at > self.ttl]:
+            self._done.pop(old, None)
+        done = self._done.setdefault(key, (now, set()))[1]
+        if step in done:
+            return
+        await send()
+        done.add(step)
+
+    def done(self, key: str, step: str) -> bool:
+        entry = self._done.get(key)
+        return entry is not None and step in entry[1]
+
+    def finish(self, key: str) -> None:
+        self._done.pop(key, None)
 
 
 # ---------------------------------------------------------------- outbound: the app
@@ -191,20 +234,30 @@ class WeComAppTransport:
             raise ValueError("WeCom app messages are text or markdown")
         self.api = api
         self.fmt = fmt
+        self.steps = SentSteps()
 
     async def send(self, target: str, text: str, reply: Reply) -> None:
         if target.startswith(GROUP_PREFIX):
             raise PermanentError("the app cannot post in groups: a township group is reached through its group robot")
-        choices = numbered_choices(reply)
+        key = self.steps.key(target, text, reply)
+        # Uploads first: they show nothing, so a failed upload leaves nothing half-sent on screen.
+        media = [("image" if att.kind == "image" else "file", att) for att in reply.attachments]
+        media_ids = [None if self.steps.done(key, f"media{i}") else await self.api.upload_media(kind, att)
+                     for i, (kind, att) in enumerate(media)]
+        choices = numbered_choices(reply, text)
         if choices and utf8_len(f"{text}\n{choices}") <= self.limit:
             text, choices = f"{text}\n{choices}", ""
-        for body in (text, choices):
+        for step, body in (("text", text), ("choices", choices)):
             if body.strip():
-                self._check_delivered(await self.api.send_message(target, self.fmt, {"content": body}), target)
-        for att in reply.attachments:
-            kind = "image" if att.kind == "image" else "file"
-            media_id = await self.api.upload_media(kind, att)
-            self._check_delivered(await self.api.send_message(target, kind, {"media_id": media_id}), target)
+                await self.steps.run(key, step, lambda body=body: self._send(target, self.fmt, {"content": body}))
+        for i, ((kind, _att), media_id) in enumerate(zip(media, media_ids, strict=True)):
+            await self.steps.run(key, f"media{i}", lambda kind=kind, m=media_id: self._send(target, kind, {"media_id": m}))
+        self.steps.finish(key)
+
+    async def _send(self, target: str, msgtype: str, body: dict[str, Any]) -> None:
+        data = await self.api.send_message(target, msgtype, body)
+        if target in str(data.get("invaliduser") or "").split("|"):
+            raise PermanentError("the member is not in the app's visible range (invaliduser)")
 
     async def broadcast(self, user_ids: Iterable[str], text: str) -> list[str]:
         """One text to many members, 1000 per call; returns the userids WeCom could not reach."""
@@ -213,11 +266,6 @@ class WeComAppTransport:
             data = await self.api.send_message(touser, self.fmt, {"content": text})
             unreachable += [u for u in str(data.get("invaliduser") or "").split("|") if u]
         return unreachable
-
-    @staticmethod
-    def _check_delivered(data: dict[str, Any], target: str) -> None:
-        if target in str(data.get("invaliduser") or "").split("|"):
-            raise PermanentError("the member is not in the app's visible range (invaliduser)")
 
 
 # ---------------------------------------------------------------- outbound: group robots
@@ -241,6 +289,7 @@ class WeComRobotTransport:
         self.deps = deps
         self.client = client
         self.base = base.rstrip("/")
+        self.steps = SentSteps()
 
     def robot_key(self, target: str) -> str:
         keys = self.deps.settings.wecom_robot_keys
@@ -256,6 +305,7 @@ class WeComRobotTransport:
 
     async def send(self, target: str, text: str, reply: Reply) -> None:
         key = self.robot_key(target)
+        done_key = self.steps.key(target, text, reply)
         inline, mobiles, names = self._mentions(reply)
         last = self._is_last_part(text, reply)
         for mention, userid in inline:
@@ -264,14 +314,25 @@ class WeComRobotTransport:
                 text = text.replace(f"@{mention.name}", tag)
             elif last:
                 text = f"{text}\n{tag}"
+        files = {i: await self._upload(key, att) for i, att in enumerate(reply.attachments)
+                 if not self._is_picture(att) and not self.steps.done(done_key, f"att{i}")}
         if text.strip():
-            await self._post(key, {"msgtype": "markdown", "markdown": {"content": text}})
+            await self.steps.run(done_key, "markdown",
+                                 lambda: self._post(key, {"msgtype": "markdown", "markdown": {"content": text}}))
         if last and mobiles:
             content = self.deps.renderer.render(Reply("wecom_robot_mention", {"names": names}), "text")
-            await self._post(key, {"msgtype": "text", "text": {"content": content[:ROBOT_TEXT_LIMIT // 3],
-                                                                "mentioned_mobile_list": mobiles}})
-        for att in reply.attachments:
-            await self._post_attachment(key, att)
+            body = {"msgtype": "text", "text": {"content": content[:ROBOT_TEXT_LIMIT // 3], "mentioned_mobile_list": mobiles}}
+            await self.steps.run(done_key, "mention", lambda: self._post(key, body))
+        for i, att in enumerate(reply.attachments):
+            if self.steps.done(done_key, f"att{i}"):
+                continue
+            if i in files:
+                payload = {"msgtype": "file", "file": {"media_id": files[i]}}
+            else:
+                payload = {"msgtype": "image", "image": {"base64": base64.b64encode(att.content).decode(),
+                                                         "md5": hashlib.md5(att.content).hexdigest()}}
+            await self.steps.run(done_key, f"att{i}", lambda p=payload: self._post(key, p))
+        self.steps.finish(done_key)
 
     def _is_last_part(self, text: str, reply: Reply) -> bool:
         if reply.attachments or reply.choices:
@@ -302,17 +363,19 @@ class WeComRobotTransport:
             idents = uow.identities.of_person(person.id, PLATFORM) if person else []
             return idents[0].external_id if idents else None
 
-    async def _post_attachment(self, key: str, att: Attachment) -> None:
-        is_picture = att.content[:8] == b"\x89PNG\r\n\x1a\n" or att.content[:3] == b"\xff\xd8\xff"
-        if att.kind == "image" and is_picture and len(att.content) <= IMAGE_MAX:
-            body = {"base64": base64.b64encode(att.content).decode(), "md5": hashlib.md5(att.content).hexdigest()}
-            await self._post(key, {"msgtype": "image", "image": body})
-            return
+    @staticmethod
+    def _is_picture(att: Attachment) -> bool:
+        png_or_jpeg = att.content[:8] == b"\x89PNG\r\n\x1a\n" or att.content[:3] == b"\xff\xd8\xff"
+        return att.kind == "image" and png_or_jpeg and len(att.content) <= IMAGE_MAX
+
+    async def _upload(self, key: str, att: Attachment) -> str:
         files = {"media": (att.filename, att.content, "application/octet-stream")}
         data = await request_json(self.client, "POST", f"{self.base}/cgi-bin/webhook/upload_media",
                                   params={"key": key, "type": "file"}, files=files)
         check_errcode(data, "webhook/upload_media")
-        await self._post(key, {"msgtype": "file", "file": {"media_id": str(data["media_id"])}})
+        if not data.get("media_id"):
+            raise TransientError("webhook/upload_media answered without media_id")
+        return str(data["media_id"])
 
     async def _post(self, key: str, payload: dict[str, Any]) -> None:
         data = await request_json(self.client, "POST", f"{self.base}/cgi-bin/webhook/send", params={"key": key},
@@ -350,28 +413,30 @@ def delivery_key(data: dict[str, str]) -> str | None:
 
 
 def bot_incoming(data: dict[str, Any], bot_names: Iterable[str]) -> Incoming | None:
-    """A smart robot callback (text, or the text items of a mixed message) → Incoming."""
+    """A smart robot callback (text, or the text items of a mixed message) → Incoming.
+
+    The robot answers the person who @-ed it, so the message is treated like a private message to the
+    app (same chat id, same identity, township from their roster assignment): no group needs binding,
+    and the group never becomes a push target of the app, which cannot post in groups."""
     userid = str((data.get("from") or {}).get("userid") or "")
     kind = data.get("msgtype")
     if kind == "text":
         text = str((data.get("text") or {}).get("content") or "")
     elif kind == "mixed":
         items = (data.get("mixed") or {}).get("msg_item") or []
-        text = "\n".join(str((i.get("text") or {}).get("content") or "") for i in items if i.get("msgtype") == "text")
+        text = "\n".join(str((i.get("text") or {}).get("content") or "") for i in items
+                         if isinstance(i, dict) and i.get("msgtype") == "text")
     else:
         return None
     if not userid or not text.strip():
         return None
-    group = data.get("chattype") == "group" and data.get("chatid")
-    if group:
+    in_group = data.get("chattype") == "group"
+    if in_group:
         text = LEADING_MENTION.sub("", text, count=1)  # the callback comes because the robot was @-ed
         for name in bot_names:
             text = text.replace(f"@{name}", "")
-        chat = ChatRef(PLATFORM, f"{GROUP_PREFIX}{data['chatid']}", True)
-    else:
-        chat = ChatRef(PLATFORM, userid, False)
-    return Incoming(chat=chat, sender=UserRef(userid), text=text.strip(), message_id=str(data.get("msgid") or "") or None,
-                    mentioned=bool(group), raw=data)
+    return Incoming(chat=ChatRef(PLATFORM, userid, False), sender=UserRef(userid), text=text.strip(),
+                    message_id=f"bot:{data['msgid']}" if data.get("msgid") else None, mentioned=in_group, raw=data)
 
 
 @dataclass
@@ -396,6 +461,15 @@ class WeComAdapter:
         self.streams: dict[str, _Stream] = {}
         self._by_msgid: dict[str, str] = {}
         self._looked_up: dict[str, float] = {}
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        self._known: set[str] = set()  # userids already linked to a roster person
+        self._answering = 0  # callbacks being answered right now
+        self._last_callback = 0.0
+        self._flushing: asyncio.Task | None = None
+        self._more_to_send = False
+        self._quiet = asyncio.Event()  # set while no callback is being answered
+        self._quiet.set()
 
     def routes(self) -> list[Route]:
         routes = []
@@ -408,6 +482,17 @@ class WeComAdapter:
     # -- the app
 
     async def app_callback(self, request: Request) -> Response:
+        self._answering += 1
+        self._quiet.clear()
+        self._last_callback = time.monotonic()
+        try:
+            return await self._app_callback(request)
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._quiet.set()
+
+    async def _app_callback(self, request: Request) -> Response:
         params = query_params(request)
         sig, ts, nonce = params.get("msg_signature"), params.get("timestamp"), params.get("nonce")
         try:
@@ -420,24 +505,96 @@ class WeComAdapter:
             return PlainTextResponse("forbidden", status_code=403)
         msg, key = app_incoming(data), delivery_key(data)
         if msg is None or key is None:
-            return PlainTextResponse("success")
+            return PlainTextResponse("")
         try:
             if not self._first_time(f"app:{key}"):
                 log.info("wecom redelivery ignored", extra={"platform": PLATFORM})
-                return PlainTextResponse("success")
+                return PlainTextResponse("")
         except self.deps.db_errors:
             log.exception("database unavailable: WeCom will retry", extra={"platform": PLATFORM})
             return PlainTextResponse("busy", status_code=503)
-        self._spawn(self.handle(msg))  # WeCom retries after five seconds: answer now, work after
-        return PlainTextResponse("success")
+        self._enqueue(msg)  # WeCom retries after five seconds: acknowledge now, work after
+        return PlainTextResponse("")  # an empty 200: no passive reply, the answer comes via message/send
+
+    def _enqueue(self, msg: Incoming) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="wecom-messages")
+        self._queue.put_nowait(msg)
+
+    async def _work(self) -> None:
+        """Messages in arrival order (a report, then the number answering its question), one at a time and
+        only between callbacks: a report is a few milliseconds of parser and database work, and during a
+        burst the answers WeCom waits for (it retries after five seconds) go first. The queue catches up
+        when the burst is over."""
+        while True:
+            msg = await self._queue.get()
+            started = time.perf_counter()
+            try:
+                await self._quiet.wait()
+                await self.handle(msg)
+            finally:
+                self._queue.task_done()
+            busy = time.monotonic() - self._last_callback < BURST_GAP
+            await asyncio.sleep((time.perf_counter() - started) * BURST_YIELD if busy else 0)
 
     async def handle(self, msg: Incoming) -> None:
         try:
-            await self.ensure_identity(msg.sender.id)
-            replies = await self.deps.router.dispatch(msg, self.deps)
-            await respond(self.deps, msg, replies)
+            with self.deps.db.shared():  # one database session for the whole message
+                known = await self.ensure_identity(msg.sender.id)
+                replies = await self.deps.router.dispatch(msg, self.deps)
+                if not known and self._needs_unknown_note(msg, replies):
+                    replies.insert(0, Reply("wecom_unknown_user", {"userid": msg.sender.id}))
+                queued = await respond(self.deps, msg, replies, flush=False)
+        except self.deps.db_errors:
+            log.exception("database unavailable: the sender is asked to send again", extra={"platform": PLATFORM})
+            await self._tell_directly(msg, Reply("db_unavailable"))
+            return
         except Exception:
             log.exception("wecom message could not be handled", extra={"platform": PLATFORM})
+            return
+        sender = self.deps.extras.get("sender")
+        if queued and sender is not None and PLATFORM in sender.transports:
+            self._deliver_soon()
+
+    async def _tell_directly(self, msg: Incoming, reply: Reply) -> None:
+        """Without the database there is no outbox: say it straight through message/send."""
+        sender = self.deps.extras.get("sender")
+        transport = sender.transports.get(PLATFORM) if sender is not None else None
+        if transport is None:
+            return
+        try:
+            await transport.send(msg.chat.id, self.deps.renderer.render(reply, transport.fmt), reply)
+        except Exception:
+            log.exception("wecom user could not be told", extra={"platform": PLATFORM})
+
+    def _deliver_soon(self) -> None:
+        """Have the sender deliver what is queued, in one flush for however many messages were handled
+        meanwhile: message/send is a network round trip, and the next message need not wait for it."""
+        self._more_to_send = True
+        if self._flushing is None or self._flushing.done():
+            self._flushing = self._spawn(self._flush())
+
+    async def _flush(self) -> None:
+        sender = self.deps.extras.get("sender")
+        while sender is not None and self._more_to_send:
+            self._more_to_send = False
+            try:
+                await sender.flush_once()
+            except Exception:  # the sender's own loop tries again within a second
+                log.exception("wecom replies could not be sent now", extra={"platform": PLATFORM})
+                return
+
+    def _needs_unknown_note(self, msg: Incoming, replies: list[Reply]) -> bool:
+        """Once a day, an unknown userid is told why the bot does not know them and how to fix it."""
+        parsed = split_command(msg.text)
+        if parsed and parsed[0] in ("bind", "绑定", "start"):
+            return False
+        if any(r.template in EXPLAINS_BINDING for r in replies):
+            return False
+        with self.deps.uow() as uow:
+            if uow.identities.person_for(PLATFORM, msg.sender.id) is not None:
+                return False  # bound by this very message
+        return self._first_time(f"unknown:{msg.sender.id}:{self.deps.today().isoformat()}")
 
     def _first_time(self, key: str) -> bool:
         with self.deps.uow() as uow:
@@ -452,18 +609,37 @@ class WeComAdapter:
         return task
 
     async def drain(self) -> None:
-        """Wait for the messages being handled (tests, shutdown)."""
+        """Wait for the messages being handled (tests, benchmarks, shutdown)."""
+        await self._queue.join()
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
 
     # -- identity
 
     async def ensure_identity(self, userid: str) -> bool:
-        """Link an unknown userid to the roster by the mobile WeCom has for it (user/get); apps created
-        after June 2022 get no mobile, so a unique roster name is confirmed with user/getuserid instead."""
+        """Link an unknown userid to its roster person: by HUANJIE_WECOM_USERS (userid → mobile), else by
+        the mobile WeCom's directory has for it (user/get). Apps created after June 2022 get no mobile,
+        so a unique roster name is confirmed with user/getuserid instead. Otherwise the person binds
+        themselves (/bind) or an admin links them (`huanjie person link 姓名 wecom:USERID`)."""
+        if userid in self._known:
+            return True
         with self.deps.uow() as uow:
             if uow.identities.person_for(PLATFORM, userid) is not None:
+                self._known.add(userid)
                 return True
+        mapped = (getattr(self.deps.settings, "wecom_users", None) or {}).get(userid)
+        if mapped:
+            with self.deps.uow() as uow:
+                person = uow.persons.by_phone(str(mapped))
+                person_id = person.id if person else None
+            if person_id is not None:
+                return self._link(userid, person_id, "HUANJIE_WECOM_USERS")
         if self.api is None or time.monotonic() - self._looked_up.get(userid, -IDENTITY_RECHECK) < IDENTITY_RECHECK:
             return False
         self._looked_up[userid] = time.monotonic()
@@ -477,18 +653,21 @@ class WeComAdapter:
                     (p.id, p.phone) for p in uow.persons.by_name(str(info["name"])) if p.phone]
             if person_id is None and len(candidates) == 1 and await self.api.userid_by_mobile(candidates[0][1]) == userid:
                 person_id = candidates[0][0]
-            if person_id is None:
-                log.info("wecom user not in the roster: an admin can link it with /wecomid", extra={"platform": PLATFORM})
-                return False
-            now = self.deps.clock.now()
-            with self.deps.uow() as uow:
-                uow.identities.link(PLATFORM, userid, uow.persons.get(person_id), now)
-                uow.audit.record(f"{PLATFORM}:{userid}", "wecom_link", f"person {person_id} by the WeCom directory", now)
-                uow.commit()
-            return True
         except (RetryAfter, TransientError, PermanentError) as exc:
             log.info("wecom user look-up failed: %s", exc, extra={"platform": PLATFORM})
             return False
+        if person_id is None:
+            log.info("wecom user not in the roster: /bind, or `huanjie person link`", extra={"platform": PLATFORM})
+            return False
+        return self._link(userid, person_id, "the WeCom directory")
+
+    def _link(self, userid: str, person_id: int, how: str) -> bool:
+        now = self.deps.clock.now()
+        with self.deps.uow() as uow:
+            uow.identities.link(PLATFORM, userid, uow.persons.get(person_id), now)
+            uow.audit.record(f"{PLATFORM}:{userid}", "wecom_link", f"person {person_id} by {how}", now)
+            uow.commit()
+        return True
 
     # -- the smart robot
 
@@ -537,7 +716,7 @@ class WeComAdapter:
         msg = bot_incoming(data, self.deps.bot_names)
         if msg is None or not msg.message_id:
             return None
-        if not self._first_time(f"bot:{msg.message_id}"):
+        if not self._first_time(msg.message_id):
             stream_id = self._by_msgid.get(msg.message_id)
             return await self._stream_state(self.streams[stream_id]) if stream_id in self.streams else None
         stream = _Stream(secrets.token_hex(12), self._spawn(self._bot_dispatch(msg)))
@@ -577,8 +756,8 @@ class WeComAdapter:
 
 
 def bot_callback_secrets(settings) -> tuple[str, str]:
-    """The smart robot's Token and EncodingAESKey: its own settings when the integrator adds them
-    (HUANJIE_WECOM_BOT_TOKEN/_AES_KEY), else the app's (enter the same two values on both pages)."""
+    """The smart robot's Token and EncodingAESKey: HUANJIE_WECOM_BOT_TOKEN/_AES_KEY when set, else the
+    app's (enter the same two values on both configuration pages)."""
     return (getattr(settings, "wecom_bot_token", "") or settings.wecom_token,
             getattr(settings, "wecom_bot_aes_key", "") or settings.wecom_aes_key)
 
@@ -612,6 +791,6 @@ def wecom_http_routes(deps, sender, client: httpx.AsyncClient | None = None) -> 
 
 
 __all__ = [
-    "WeComAdapter", "WeComApi", "WeComAppTransport", "WeComRobotTransport", "app_incoming", "batches",
+    "SentSteps", "WeComAdapter", "WeComApi", "WeComAppTransport", "WeComRobotTransport", "app_incoming", "batches",
     "bot_incoming", "build_wecom", "check_errcode", "delivery_key", "wecom_http_routes",
 ]
