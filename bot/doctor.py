@@ -75,8 +75,8 @@ def run_doctor() -> tuple[bool, list[str]]:
         problems = []
         if "wecom" in found and settings.wecom_corp_id and not (settings.wecom_secret and settings.wecom_token and settings.wecom_aes_key):
             problems.append("企业微信需要 HUANJIE_WECOM_SECRET/TOKEN/AES_KEY")
-        if "mp" in found and not (settings.mp_token and settings.mp_app_secret):
-            problems.append("公众号需要 HUANJIE_MP_TOKEN/APP_SECRET")
+        if "mp" in found and not settings.mp_token:
+            problems.append("公众号需要 HUANJIE_MP_TOKEN(安全模式还需 HUANJIE_MP_AES_KEY)")
         if problems:
             raise RuntimeError("；".join(problems))
         return ", ".join(found)

@@ -38,7 +38,7 @@ def mask_phone(value: str | None) -> str:
     return value[:3] + "****" + value[-4:]
 
 
-_TAGS_ONLY = re.compile(r"^\s*(?:\{%.*?%\}\s*|\{#.*?#\}\s*)+$")
+_TAGS_ONLY = re.compile(r"^\s*(?:\{%[^%]*%\}\s*|\{#[^#]*#\}\s*)+$")
 
 
 class LineLoader(FileSystemLoader):

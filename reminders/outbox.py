@@ -16,6 +16,8 @@ from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+from jinja2 import TemplateError
+
 from bot.messages import Attachment, Choice, Mention, Reply
 from bot.rendering import split_message
 
@@ -185,6 +187,10 @@ class Sender:
             self._progress(row_id, payload, locals().get("done", 0))
             self._finish(row_id, "pending", f"flood control: {exc.seconds}s", now + timedelta(seconds=exc.seconds))
             return 0
+        except TemplateError as exc:     # before OSError: TemplateNotFound is an IOError, but retrying cannot help
+            self._finish(row_id, "failed", f"{exc.__class__.__name__}: {exc}"[:500], None)
+            log.error("outbox message could not be rendered", extra={"platform": platform})
+            return 0
         except (TimeoutError, TransientError, OSError) as exc:
             self._progress(row_id, payload, locals().get("done", 0))
             if attempt >= MAX_ATTEMPTS:
@@ -197,6 +203,11 @@ class Sender:
         except PermanentError as exc:
             self._finish(row_id, "failed", str(exc)[:500], None)
             log.error("outbox send refused", extra={"platform": platform})
+            return 0
+        except Exception as exc:  # noqa: BLE001 - a bug (template, transport) must not leave the row "sending"
+            self._progress(row_id, payload, locals().get("done", 0))
+            self._finish(row_id, "failed", f"{exc.__class__.__name__}: {exc}"[:500], None)
+            log.exception("outbox message could not be rendered or sent", extra={"platform": platform})
             return 0
         self._finish(row_id, "sent", None, None, sent_at=self.deps.clock.now())
         return 1

@@ -160,3 +160,34 @@ def test_sigterm_during_a_burst_loses_nothing(tmp_path, clock):
     assert sent_count() == total
     assert out.count("📣") + out2.count("📣") == total  # every message once, none twice
     deps.db.dispose()
+
+
+async def test_a_message_that_cannot_be_rendered_is_marked_failed_not_stuck(deps):
+    """A broken template (a bug, not a platform error) fails that one row and the sender carries on."""
+    from bot.messages import Reply
+    from reminders.outbox import Sender, enqueue
+    from storage.models import Outbox
+
+    sent: list[str] = []
+
+    class Transport:
+        platform, fmt, limit = "console", "text", 4096
+
+        async def send(self, target, text, reply):
+            sent.append(text)
+
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        enqueue(uow, "broken", "console", "t1", Reply("no_such_template_anywhere"), now, now)
+        enqueue(uow, "missing", "console", "t1", Reply("qa_answer", {}), now, now)   # values missing
+        enqueue(uow, "fine", "console", "t1", Reply("qa_usage"), now, now)
+        uow.commit()
+    sender = Sender(deps)
+    sender.register(Transport())
+    delivered = await sender.flush_once()
+    with deps.uow() as uow:
+        rows = {r.key: r for r in uow.session.query(Outbox)}
+    assert delivered == 1, {k: (r.status, r.error, r.due_at) for k, r in rows.items()}
+    assert rows["missing"].status == "failed" and "question" in rows["missing"].error
+    assert "no_such_template_anywhere" in rows["broken"].error
+    assert rows["fine"].status == "sent" and len(sent) == 1
