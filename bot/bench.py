@@ -204,6 +204,19 @@ def bench_qa() -> dict:
     return {f"qa_{k}": v for k, v in r.items() if isinstance(v, int | float | str)}
 
 
+def bench_callbacks(quick: bool) -> dict:
+    """300 encrypted WeCom callbacks a second on loopback (benchmarks/callback_load.py): 5 s quick, 30 s full."""
+    root = Path(__file__).resolve().parent.parent
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from benchmarks.callback_load import run_load  # type: ignore
+    except ImportError as exc:
+        return {"callbacks": f"skipped ({exc})"}
+    r = run_load(300, 5 if quick else 30)
+    return {f"callbacks_{k}": v for k, v in r.items() if isinstance(v, int | float | str)}
+
+
 def bench_startup(url: str) -> dict:
     """Seconds from process start until the app is ready (settings, migrations, roster, handbook index)."""
     code = ("import time; t=time.perf_counter(); from bot.settings import load_settings; from bot.app import build_deps;"
@@ -253,6 +266,7 @@ def run_bench(quick: bool = False, postgres_url: str | None = None) -> dict:
             db.dispose()
             results[kind] = section
     results.update(bench_qa())
+    results.update(bench_callbacks(quick))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return results
 
@@ -294,6 +308,13 @@ def format_results(r: dict) -> str:
                        ("qa_p95_ms", "Q&A p95 latency ms"), ("qa_build_ms", "Q&A index build ms"), ("qa", "Q&A")):
         if key in r:
             lines.append(f"{label:<42} {r[key]}")
+    if "callbacks_p99_ms" in r:
+        lines.append(f"{'WeCom callbacks, ' + str(r['callbacks_seconds']) + ' s at 300/s (sqlite)':<42} "
+                     f"{r['callbacks_rate_achieved']}/s, p99 {r['callbacks_p99_ms']} ms, stored "
+                     f"{r['callbacks_reports_stored']}/{r['callbacks_distinct_reports_sent']}, duplicates "
+                     f"{r['callbacks_duplicates']}")
+    elif "callbacks" in r:
+        lines.append(f"{'WeCom callbacks':<42} {r['callbacks']}")
     lines.append(f"{'peak RSS':<42} {r['peak_rss_mb']} MB")
     return "\n".join(lines)
 
