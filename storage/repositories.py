@@ -47,12 +47,15 @@ _ASSIGNED = select(Assignment.village_id).where(Assignment.person_id == bindpara
 _CONVERSATION = select(Conversation).where(
     Conversation.platform == bindparam("platform"), Conversation.chat_id == bindparam("chat_id"),
     Conversation.user_id == bindparam("user_id"))
+_SUPERSEDE = (
+    update(Report.__table__).where(Report.village_id == bindparam("b_village"), Report.report_date == bindparam("b_date"),
+                         Report.kind == bindparam("b_kind"), Report.current.is_(True), Report.id != bindparam("b_id"))
+    .values(current=False, superseded_by_id=bindparam("b_new_id"))
+)  # a Core statement on the session's connection: reports in the session are not refreshed (none are read after)
 _BY_MESSAGE = select(Report).where(
     Report.platform == bindparam("platform"), Report.chat_id == bindparam("chat_id"),
     Report.message_id == bindparam("message_id"), Report.current.is_(True))
-_SAME_DAY_CURRENT = select(Report).where(
-    Report.village_id == bindparam("village_id"), Report.report_date == bindparam("report_date"),
-    Report.kind == bindparam("kind"), Report.current.is_(True), Report.id != bindparam("id"))
+
 
 
 class RegionRepo:
@@ -346,12 +349,9 @@ class ReportRepo:
         """`add`, returning True when the report superseded an earlier one of the same village, date and kind."""
         self.s.add(report)
         self.s.flush()
-        previous = self.s.scalars(_SAME_DAY_CURRENT, {"village_id": report.village_id, "report_date": report.report_date,
-                                                      "kind": report.kind, "id": report.id}).all()
-        for old in previous:
-            old.current = False
-            old.superseded_by_id = report.id
-        return bool(previous)
+        result = self.s.connection().execute(_SUPERSEDE, {"b_village": report.village_id, "b_date": report.report_date,
+                                              "b_kind": report.kind, "b_id": report.id, "b_new_id": report.id})
+        return bool(result.rowcount)
 
     def by_message(self, platform: str, chat_id: str, message_id: str) -> list[Report]:
         return list(self.s.scalars(_BY_MESSAGE, {"platform": platform, "chat_id": chat_id, "message_id": message_id}))
