@@ -452,7 +452,7 @@ class OutboxRepo:
             return False
         return True
 
-    def enqueue_many(self, rows: Sequence[dict[str, Any]], chunk: int = 400) -> int:
+    def enqueue_many(self, rows: Sequence[dict[str, Any]], chunk: int = 2000) -> int:
         """Insert many messages (dicts of key, platform, target, payload, due_at, created_at) in a few
         statements; rows whose key exists are skipped. Returns how many rows this call added."""
         if self.s.bind.dialect.name == "postgresql":
@@ -461,11 +461,11 @@ class OutboxRepo:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         added = 0
         unique = list({r["key"]: r for r in rows}.values())
-        for start in range(0, len(unique), chunk):
-            batch = unique[start:start + chunk]
-            stmt = (dialect_insert(Outbox).values(batch).on_conflict_do_nothing(index_elements=[Outbox.key])
-                    .returning(Outbox.key))
-            added += len(self.s.execute(stmt).all())
+        stmt = (dialect_insert(Outbox.__table__).on_conflict_do_nothing(index_elements=["key"])
+                .returning(Outbox.__table__.c.key))
+        conn = self.s.connection()
+        for start in range(0, len(unique), chunk):   # one statement, executed for many rows (insertmanyvalues)
+            added += len(conn.execute(stmt, unique[start:start + chunk]).all())
         return added
 
     def due(self, now: datetime, limit: int = 100, platforms: Iterable[str] | None = None) -> list[Outbox]:
