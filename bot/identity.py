@@ -48,7 +48,11 @@ def actor_for(person: Person | None, uow: UnitOfWork) -> Actor:
 
 
 def resolve(uow: UnitOfWork, platform: str, user_id: str) -> Actor:
-    rows = uow.identities.actor_rows(platform, user_id)
+    return actor_from_rows(uow.identities.actor_rows(platform, user_id))
+
+
+def actor_from_rows(rows) -> Actor:
+    """An Actor from (person id, name, role, region id) rows, one per role grant; ANONYMOUS for none."""
     if not rows:
         return ANONYMOUS
     scopes: dict[str, list[int]] = {}

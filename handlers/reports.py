@@ -13,7 +13,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from bot.identity import Actor, resolve
+from bot.identity import Actor, actor_from_rows, resolve
 from bot.messages import Choice, Incoming, Reply
 from bot.router import split_command
 from handlers.report_parser import ParseResult, metric_label, parse_report
@@ -40,11 +40,13 @@ class Target:
 def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int]]:
     """The actor, the township the chat (or the sender) works in, and the villages they may report for."""
     with deps.uow() as uow:
-        actor = resolve(uow, msg.chat.platform, msg.sender.id)
-        township = uow.chats.region_name(msg.chat.platform, msg.chat.id) if msg.chat.is_group else None
+        rows, assigned, township = uow.identities.reporter_context(msg.chat.platform, msg.sender.id, msg.chat.id)
+        actor = actor_from_rows(rows)
+        if not msg.chat.is_group:
+            township = None
         allowed: set[int] = set()
         if actor.known:
-            allowed = uow.persons.assigned_village_ids(actor.person_id) | set(actor.scopes.get(SECRETARY, ()))  # type: ignore[arg-type]
+            allowed = assigned | set(actor.scopes.get(SECRETARY, ()))
             if township is None:
                 towns = {uow.regions.township_of(v).name for v in (uow.regions.get(i) for i in allowed) if v}
                 township = towns.pop() if len(towns) == 1 else None

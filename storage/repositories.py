@@ -10,7 +10,20 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -44,6 +57,20 @@ _ACTOR_ROWS = (
 _CHAT_REGION_NAME = (select(Region.name).join(Chat, Chat.region_id == Region.id)
                      .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")))
 _ASSIGNED = select(Assignment.village_id).where(Assignment.person_id == bindparam("person_id"))
+# Everything a report needs to know about its sender and chat, in one round trip: ("role", person id, name, role,
+# region id) rows, ("village", assigned village id, …) rows and a ("chat", …, bound region name) row.
+_SENDER = (select(PlatformIdentity.person_id)
+           .where(PlatformIdentity.platform == bindparam("platform"), PlatformIdentity.external_id == bindparam("external_id"))
+           .scalar_subquery())
+_REPORTER_CONTEXT = union_all(
+    select(literal("role"), Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
+    .outerjoin(RoleGrant, RoleGrant.person_id == Person.id).where(Person.id == _SENDER),
+    select(literal("village"), Assignment.village_id, cast(null(), String), cast(null(), String), cast(null(), Integer))
+    .where(Assignment.person_id == _SENDER),
+    select(literal("chat"), cast(null(), Integer), Region.name, cast(null(), String), cast(null(), Integer))
+    .join(Chat, Chat.region_id == Region.id)
+    .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")),
+)
 _CONVERSATION = select(Conversation).where(
     Conversation.platform == bindparam("platform"), Conversation.chat_id == bindparam("chat_id"),
     Conversation.user_id == bindparam("user_id"))
@@ -256,6 +283,20 @@ class IdentityRepo:
         """(person id, name, role, region id) of the person behind an account, one row per role grant (role
         None without grants); empty for an unknown account. One statement: it runs for every message."""
         return [tuple(row) for row in self.s.execute(_ACTOR_ROWS, {"platform": platform, "external_id": external_id})]
+
+    def reporter_context(self, platform: str, external_id: str, chat_id: str):
+        """(actor rows as in `actor_rows`, ids of the villages assigned to the person, name of the region the chat
+        is bound to) in one statement: it runs for every group message."""
+        actor, assigned, region = [], set(), None
+        rows = self.s.execute(_REPORTER_CONTEXT, {"platform": platform, "external_id": external_id, "chat_id": chat_id})
+        for kind, number, name, role, region_id in rows:
+            if kind == "role":
+                actor.append((number, name, role, region_id))
+            elif kind == "village":
+                assigned.add(number)
+            else:
+                region = name
+        return actor, assigned, region
 
     def person_for(self, platform: str, external_id: str) -> Person | None:
         return self.s.scalar(
