@@ -37,10 +37,12 @@ class Target:
     township: str | None
 
 
-def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int]]:
-    """The actor, the township the chat (or the sender) works in, and the villages they may report for."""
+def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int], bool]:
+    """The actor, the township the chat (or the sender) works in, the villages they may report for, and whether
+    reports from this very message are stored already (a redelivery)."""
     with deps.uow() as uow:
-        rows, assigned, township = uow.identities.reporter_context(msg.chat.platform, msg.sender.id, msg.chat.id)
+        rows, assigned, township, stored = uow.identities.reporter_context(msg.chat.platform, msg.sender.id,
+                                                                          msg.chat.id, msg.message_id)
         actor = actor_from_rows(rows)
         if not msg.chat.is_group:
             township = None
@@ -50,7 +52,7 @@ def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int]]:
             if township is None:
                 towns = {uow.regions.township_of(v).name for v in (uow.regions.get(i) for i in allowed) if v}
                 township = towns.pop() if len(towns) == 1 else None
-    return actor, township, allowed
+    return actor, township, allowed, bool(stored)
 
 
 def _village_name(deps: Deps, village_id: int) -> tuple[str, str | None]:
@@ -158,9 +160,9 @@ def store_reports(deps: Deps, msg: Incoming, actor: Actor, items: list[tuple[Par
     return Reply("report_recorded", {"items": recorded, "edited": msg.edited})
 
 
-def _already_stored(deps: Deps, msg: Incoming) -> Reply | None:
+def _already_stored(deps: Deps, msg: Incoming, maybe: bool = True) -> Reply | None:
     """A redelivered message (platform retry): confirm again from what is stored, store nothing."""
-    if msg.edited or not msg.message_id:
+    if msg.edited or not msg.message_id or not maybe:
         return None
     with deps.uow() as uow:
         stored = uow.reports.by_message(msg.chat.platform, msg.chat.id, msg.message_id)
@@ -179,7 +181,7 @@ async def on_report_text(msg: Incoming, deps: Deps) -> Reply | None:
         return None  # a question to the bot, not a report (an @-mention may carry a report: parse it)
     for name in deps.bot_names:
         text = text.replace(f"@{name}", " ")
-    actor, township, allowed = _context(deps, msg)
+    actor, township, allowed, stored = _context(deps, msg)
     if msg.chat.is_group and township is None:
         return None  # unbound group: the bot stays quiet until /bindgroup
     if not msg.chat.is_group and not actor.has(*REPORTER_ROLES):
@@ -191,7 +193,7 @@ async def on_report_text(msg: Incoming, deps: Deps) -> Reply | None:
         return Reply("report_unbound")
     if not actor.has(*REPORTER_ROLES):
         return Reply("report_not_reporter")
-    again = _already_stored(deps, msg)
+    again = _already_stored(deps, msg, stored)
     if again is not None:
         return again
     ready: list[tuple[ParseResult, Target]] = []
@@ -258,7 +260,7 @@ async def on_village_choice(msg: Incoming, deps: Deps) -> Reply:
             uow.commit()
     if not pending:
         return Reply("stale_button", notice="这个选择已经处理过了")
-    actor, _township, allowed = _context(deps, msg)
+    actor, _township, allowed, _stored = _context(deps, msg)
     name, town = _village_name(deps, village_id)
     if village_id not in allowed and not actor.is_admin:
         return Reply("report_not_assigned", {"villages": [name], "mine": [_village_name(deps, v)[0] for v in sorted(allowed)]})

@@ -58,7 +58,8 @@ _CHAT_REGION_NAME = (select(Region.name).join(Chat, Chat.region_id == Region.id)
                      .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")))
 _ASSIGNED = select(Assignment.village_id).where(Assignment.person_id == bindparam("person_id"))
 # Everything a report needs to know about its sender and chat, in one round trip: ("role", person id, name, role,
-# region id) rows, ("village", assigned village id, …) rows and a ("chat", …, bound region name) row.
+# region id) rows, ("village", assigned village id, …) rows, a ("chat", …, bound region name) row and ("stored",
+# report id, …) rows when this very message was stored before (a platform's redelivery).
 _SENDER = (select(PlatformIdentity.person_id)
            .where(PlatformIdentity.platform == bindparam("platform"), PlatformIdentity.external_id == bindparam("external_id"))
            .scalar_subquery())
@@ -70,6 +71,9 @@ _REPORTER_CONTEXT = union_all(
     select(literal("chat"), cast(null(), Integer), Region.name, cast(null(), String), cast(null(), Integer))
     .join(Chat, Chat.region_id == Region.id)
     .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")),
+    select(literal("stored"), Report.id, cast(null(), String), cast(null(), String), cast(null(), Integer))
+    .where(Report.platform == bindparam("platform"), Report.chat_id == bindparam("chat_id"),
+           Report.message_id == bindparam("message_id"), Report.current.is_(True)),
 )
 _CONVERSATION = select(Conversation).where(
     Conversation.platform == bindparam("platform"), Conversation.chat_id == bindparam("chat_id"),
@@ -284,19 +288,23 @@ class IdentityRepo:
         None without grants); empty for an unknown account. One statement: it runs for every message."""
         return [tuple(row) for row in self.s.execute(_ACTOR_ROWS, {"platform": platform, "external_id": external_id})]
 
-    def reporter_context(self, platform: str, external_id: str, chat_id: str):
+    def reporter_context(self, platform: str, external_id: str, chat_id: str, message_id: str | None = None):
         """(actor rows as in `actor_rows`, ids of the villages assigned to the person, name of the region the chat
-        is bound to) in one statement: it runs for every group message."""
-        actor, assigned, region = [], set(), None
-        rows = self.s.execute(_REPORTER_CONTEXT, {"platform": platform, "external_id": external_id, "chat_id": chat_id})
+        is bound to, ids of current reports already stored from `message_id`) in one statement: it runs for every
+        group message."""
+        actor, assigned, region, stored = [], set(), None, []
+        rows = self.s.execute(_REPORTER_CONTEXT, {"platform": platform, "external_id": external_id, "chat_id": chat_id,
+                                                  "message_id": message_id})
         for kind, number, name, role, region_id in rows:
             if kind == "role":
                 actor.append((number, name, role, region_id))
             elif kind == "village":
                 assigned.add(number)
+            elif kind == "stored":
+                stored.append(number)
             else:
                 region = name
-        return actor, assigned, region
+        return actor, assigned, region, stored
 
     def person_for(self, platform: str, external_id: str) -> Person | None:
         return self.s.scalar(
