@@ -24,14 +24,22 @@ def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()[:255]
 
 
+def _engine(deps: Deps):
+    """The Q&A engine, or None when the handbook cannot be loaded (a broken deployment: logged, and the user is
+    told the Q&A is unavailable instead of seeing an error). HandbookError is a ValueError."""
+    try:
+        return deps.qa
+    except (ImportError, ValueError, OSError):
+        log.exception("handbook unavailable")
+        return None
+
+
 def answer_question(deps: Deps, msg: Incoming, question: str) -> Reply:
     question = question.strip()
     if not question:
         return Reply("qa_usage")
-    try:
-        engine = deps.qa
-    except (ImportError, ValueError, OSError):   # HandbookError is a ValueError: a broken deployment
-        log.exception("handbook unavailable")
+    engine = _engine(deps)
+    if engine is None:
         return Reply("qa_unavailable")
     answer = engine.ask(question[:500])
     data = answer.to_json()
@@ -70,8 +78,10 @@ async def on_ask(msg: Incoming, deps: Deps) -> Reply:
 
 
 async def on_suggestion(msg: Incoming, deps: Deps) -> Reply:
-    entry_id = (msg.callback or "").split(":", 1)[-1]
-    entry = deps.qa.handbook.get(entry_id) if hasattr(deps.qa, "handbook") else None
+    engine = _engine(deps)
+    if engine is None:
+        return Reply("qa_unavailable")
+    entry = engine.handbook.get((msg.callback or "").split(":", 1)[-1])
     if entry is None:
         return Reply("stale_button", notice="这个选项已失效")
     return answer_question(deps, msg, entry.question)
@@ -80,13 +90,15 @@ async def on_suggestion(msg: Incoming, deps: Deps) -> Reply:
 async def on_law_for_entry(msg: Incoming, deps: Deps) -> Reply:
     from content.laws import format_article
 
-    entry_id = (msg.callback or "").split(":", 1)[-1]
-    entry = deps.qa.handbook.get(entry_id) if hasattr(deps.qa, "handbook") else None
+    engine = _engine(deps)
+    if engine is None:
+        return Reply("qa_unavailable")
+    entry = engine.handbook.get((msg.callback or "").split(":", 1)[-1])
     if entry is None:
         return Reply("stale_button", notice="这个按钮已失效")
     texts = []
     for src in entry.sources:
-        article = deps.qa.laws.lookup(src.law, src.article) if src.article else None
+        article = engine.laws.lookup(src.law, src.article) if src.article else None
         if article is not None:
             texts.append(format_article(article))
     if not texts:
@@ -98,12 +110,12 @@ async def on_law(msg: Incoming, deps: Deps) -> Reply:
     args = command_args(msg).split()
     if len(args) < 2:
         return Reply("law_usage")
-    try:
-        from content.laws import format_article
-    except (ImportError, ValueError, OSError):   # HandbookError is a ValueError: a broken deployment
-        log.exception("handbook unavailable")
+    from content.laws import format_article
+
+    engine = _engine(deps)
+    if engine is None:
         return Reply("qa_unavailable")
-    article = deps.qa.laws.lookup(" ".join(args[:-1])[:40], args[-1][:12])
+    article = engine.laws.lookup(" ".join(args[:-1])[:40], args[-1][:12])
     if article is None:
         return Reply("law_not_found", {"law": " ".join(args[:-1])[:40], "article": args[-1][:12]})
     return Reply("law_text", {"texts": [format_article(article)]})
