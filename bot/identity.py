@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storage.models import ADMIN, CADRE, LEADER, RESIDENT, SECRETARY, Person, Region
+from storage.models import ADMIN, CADRE, LEADER, RESIDENT, SECRETARY, Region
 from storage.repositories import UnitOfWork
 
 UNKNOWN = "unknown"
@@ -33,18 +33,6 @@ class Actor:
 
 
 ANONYMOUS = Actor(None, None, frozenset({UNKNOWN}))
-
-
-def actor_for(person: Person | None, uow: UnitOfWork) -> Actor:
-    if person is None:
-        return ANONYMOUS
-    grants = uow.persons.grants(person.id)
-    roles = {g.role for g in grants} or {RESIDENT}
-    scopes: dict[str, list[int]] = {}
-    for g in grants:
-        if g.region_id is not None:
-            scopes.setdefault(g.role, []).append(g.region_id)
-    return Actor(person.id, person.name, frozenset(roles), {k: tuple(v) for k, v in scopes.items()})
 
 
 def resolve(uow: UnitOfWork, platform: str, user_id: str) -> Actor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from bot.identity import actor_for, resolve
+from bot.identity import resolve
 from bot.messages import Incoming, Reply
 from bot.router import split_command
 from storage.models import ADMIN, LEADER, ROLE_NAMES, TOWNSHIP_KINDS
@@ -77,7 +77,7 @@ async def on_bind(msg: Incoming, deps: Deps) -> Reply:
             return Reply("bind_already", {"name": person.name})
         uow.identities.link(msg.chat.platform, msg.sender.id, person, now, username=msg.sender.username)
         uow.audit.record(f"{msg.chat.platform}:{msg.sender.id}", "bind", f"person {person.id}", now)
-        actor = actor_for(person, uow)
+        actor = resolve(uow, msg.chat.platform, msg.sender.id)
         uow.commit()
     roles = [ROLE_NAMES.get(r, r) for r in sorted(actor.roles)]
     return Reply("bind_ok", {"name": actor.name, "roles": roles})

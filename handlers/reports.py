@@ -41,18 +41,16 @@ def _context(deps: Deps, msg: Incoming) -> tuple[Actor, str | None, set[int], bo
     """The actor, the township the chat (or the sender) works in, the villages they may report for, and whether
     reports from this very message are stored already (a redelivery)."""
     with deps.uow() as uow:
-        rows, assigned, township, stored = uow.identities.reporter_context(msg.chat.platform, msg.sender.id,
-                                                                          msg.chat.id, msg.message_id)
+        rows, allowed, township, stored = uow.identities.reporter_context(msg.chat.platform, msg.sender.id,
+                                                                         msg.chat.id, msg.message_id)
         actor = actor_from_rows(rows)
         if not msg.chat.is_group:
             township = None
-        allowed: set[int] = set()
         if actor.known:
-            allowed = assigned | set(actor.scopes.get(SECRETARY, ()))
             if township is None:
                 towns = {uow.regions.township_of(v).name for v in (uow.regions.get(i) for i in allowed) if v}
                 township = towns.pop() if len(towns) == 1 else None
-    return actor, township, allowed, bool(stored)
+    return actor, township, allowed, stored
 
 
 def _village_name(deps: Deps, village_id: int) -> tuple[str, str | None]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    union,
     union_all,
     update,
 )
@@ -48,30 +49,36 @@ from storage.models import (
 
 # Statements that run for every incoming message, built once: constructing a SQLAlchemy statement costs more
 # than running it on SQLite, and a prebuilt one also keeps its cache key.
-_ACTOR_ROWS = (
-    select(Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
-    .join(PlatformIdentity, PlatformIdentity.person_id == Person.id)
-    .outerjoin(RoleGrant, RoleGrant.person_id == Person.id)
-    .where(PlatformIdentity.platform == bindparam("platform"), PlatformIdentity.external_id == bindparam("external_id"))
-)
-_CHAT_REGION_NAME = (select(Region.name).join(Chat, Chat.region_id == Region.id)
-                     .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")))
-_ASSIGNED = select(Assignment.village_id).where(Assignment.person_id == bindparam("person_id"))
-# Everything a report needs to know about its sender and chat, in one round trip: ("role", person id, name, role,
-# region id) rows, ("village", assigned village id, …) rows, a ("chat", …, bound region name) row and ("stored",
-# report id, …) rows when this very message was stored before (a platform's redelivery).
 _SENDER = (select(PlatformIdentity.person_id)
            .where(PlatformIdentity.platform == bindparam("platform"), PlatformIdentity.external_id == bindparam("external_id"))
            .scalar_subquery())
+
+
+def _reportable_ids(person):
+    """Villages a person may report for: assigned as cadre, or their own as secretary (the one place of the rule)."""
+    return union(
+        select(Assignment.village_id.label("village_id")).where(Assignment.person_id == person),
+        select(RoleGrant.region_id).where(RoleGrant.person_id == person, RoleGrant.role == SECRETARY,
+                                          RoleGrant.region_id.is_not(None)),
+    )
+
+
+# (person id, name, role, region id) of the sender, one row per role grant (role None without grants)
+_ACTOR_ROWS = (select(Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
+               .outerjoin(RoleGrant, RoleGrant.person_id == Person.id).where(Person.id == _SENDER))
+_REPORTABLE = _reportable_ids(bindparam("person_id"))
+_SENDER_REPORTABLE = _reportable_ids(_SENDER).subquery()
+# Everything a report needs about its sender and chat in one round trip, the kind of row in the last column:
+# _ACTOR_ROWS + "role", (reportable village id, …, "village"), (…, bound region name, …, "chat") and
+# (report id, …, "stored") when this very message was stored before (a platform's redelivery).
 _REPORTER_CONTEXT = union_all(
-    select(literal("role"), Person.id, Person.name, RoleGrant.role, RoleGrant.region_id)
-    .outerjoin(RoleGrant, RoleGrant.person_id == Person.id).where(Person.id == _SENDER),
-    select(literal("village"), Assignment.village_id, cast(null(), String), cast(null(), String), cast(null(), Integer))
-    .where(Assignment.person_id == _SENDER),
-    select(literal("chat"), cast(null(), Integer), Region.name, cast(null(), String), cast(null(), Integer))
+    _ACTOR_ROWS.add_columns(literal("role")),
+    select(_SENDER_REPORTABLE.c.village_id, cast(null(), String), cast(null(), String), cast(null(), Integer),
+           literal("village")),
+    select(cast(null(), Integer), Region.name, cast(null(), String), cast(null(), Integer), literal("chat"))
     .join(Chat, Chat.region_id == Region.id)
     .where(Chat.platform == bindparam("platform"), Chat.chat_id == bindparam("chat_id")),
-    select(literal("stored"), Report.id, cast(null(), String), cast(null(), String), cast(null(), Integer))
+    select(Report.id, cast(null(), String), cast(null(), String), cast(null(), Integer), literal("stored"))
     .where(Report.platform == bindparam("platform"), Report.chat_id == bindparam("chat_id"),
            Report.message_id == bindparam("message_id"), Report.current.is_(True)),
 )
@@ -248,19 +255,9 @@ class PersonRepo:
             )
         )
 
-    def assigned_village_ids(self, person_id: int) -> set[int]:
-        return set(self.s.scalars(_ASSIGNED, {"person_id": person_id}))
-
     def reportable_village_ids(self, person_id: int) -> set[int]:
         """Villages a person may report for: assigned as cadre, or their own as secretary."""
-        ids = set(self.s.scalars(select(Assignment.village_id).where(Assignment.person_id == person_id)))
-        ids |= set(
-            self.s.scalars(
-                select(RoleGrant.region_id).where(RoleGrant.person_id == person_id, RoleGrant.role == SECRETARY)
-            )
-        )
-        ids.discard(None)
-        return ids
+        return set(self.s.scalars(_REPORTABLE, {"person_id": person_id}))
 
     def cadres_of(self, village_id: int) -> list[Person]:
         return list(
@@ -289,22 +286,22 @@ class IdentityRepo:
         return [tuple(row) for row in self.s.execute(_ACTOR_ROWS, {"platform": platform, "external_id": external_id})]
 
     def reporter_context(self, platform: str, external_id: str, chat_id: str, message_id: str | None = None):
-        """(actor rows as in `actor_rows`, ids of the villages assigned to the person, name of the region the chat
-        is bound to, ids of current reports already stored from `message_id`) in one statement: it runs for every
-        group message."""
-        actor, assigned, region, stored = [], set(), None, []
+        """(actor rows as in `actor_rows`, the villages the person may report for, name of the region the chat
+        is bound to, whether current reports from `message_id` are stored already) in one statement: it runs
+        for every group message."""
+        actor, reportable, region, stored = [], set(), None, False
         rows = self.s.execute(_REPORTER_CONTEXT, {"platform": platform, "external_id": external_id, "chat_id": chat_id,
                                                   "message_id": message_id})
-        for kind, number, name, role, region_id in rows:
+        for number, name, role, region_id, kind in rows:
             if kind == "role":
                 actor.append((number, name, role, region_id))
             elif kind == "village":
-                assigned.add(number)
-            elif kind == "stored":
-                stored.append(number)
-            else:
+                reportable.add(number)
+            elif kind == "chat":
                 region = name
-        return actor, assigned, region, stored
+            else:
+                stored = True
+        return actor, reportable, region, stored
 
     def person_for(self, platform: str, external_id: str) -> Person | None:
         return self.s.scalar(
@@ -360,10 +357,6 @@ class ChatRepo:
 
     def get(self, platform: str, chat_id: str) -> Chat | None:
         return self.s.scalar(select(Chat).where(Chat.platform == platform, Chat.chat_id == chat_id))
-
-    def region_name(self, platform: str, chat_id: str) -> str | None:
-        """The name of the region a chat is bound to (None when unknown or unbound), in one statement."""
-        return self.s.scalar(_CHAT_REGION_NAME, {"platform": platform, "chat_id": chat_id})
 
     def ensure(self, platform: str, chat_id: str, is_group: bool, title: str | None = None) -> Chat:
         chat = self.get(platform, chat_id)
