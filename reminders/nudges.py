@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from bot.messages import Mention, Reply
 from reminders import queries
-from reminders.outbox import reply_to_payload
+from reminders.outbox import outbox_row
 from reminders.queries import PersonRow, VillageRow
 
 NO_PUSH = {"mp"}  # the Official Account cannot push; residents get no reminders there
@@ -222,6 +222,4 @@ def enqueue_planned(deps, uow, planned: list[Planned], due_at: datetime) -> int:
     """Insert planned messages into the outbox (quiet hours respected). Caller commits. Returns rows added."""
     now = deps.clock.now()
     due_at = hold_quiet(due_at, deps.settings.quiet_start, deps.settings.quiet_end)
-    rows = [{"key": p.key, "platform": p.platform, "target": p.target, "payload": reply_to_payload(p.reply),
-             "due_at": due_at, "created_at": now, "status": "pending", "attempts": 0} for p in planned]
-    return uow.outbox.enqueue_many(rows)
+    return uow.outbox.enqueue_many([outbox_row(p.key, p.platform, p.target, p.reply, due_at, now) for p in planned])

@@ -81,9 +81,14 @@ def payload_to_reply(payload: dict[str, Any]) -> Reply:
     )
 
 
+def outbox_row(key: str, platform: str, target: str, reply: Reply, due_at: datetime, now: datetime) -> dict[str, Any]:
+    return {"key": key, "platform": platform, "target": target, "payload": reply_to_payload(reply), "due_at": due_at,
+            "created_at": now}
+
+
 def enqueue(uow, key: str, platform: str, target: str, reply: Reply, due_at: datetime, now: datetime) -> bool:
     """Add a message to the outbox unless its key exists; True when this call added it. Caller commits."""
-    return uow.outbox.enqueue(key, platform, target, reply_to_payload(reply), due_at, now)
+    return uow.outbox.enqueue_many([outbox_row(key, platform, target, reply, due_at, now)]) == 1
 
 
 class RateLimiter:

@@ -25,6 +25,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -82,6 +84,10 @@ _REPORTER_CONTEXT = union_all(
     .where(Report.platform == bindparam("platform"), Report.chat_id == bindparam("chat_id"),
            Report.message_id == bindparam("message_id"), Report.current.is_(True)),
 )
+_ENQUEUE = {
+    name: dialect_insert(Outbox.__table__).on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.__table__.c.key)
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 _CONVERSATION = select(Conversation).where(
     Conversation.platform == bindparam("platform"), Conversation.chat_id == bindparam("chat_id"),
     Conversation.user_id == bindparam("user_id"))
@@ -483,32 +489,17 @@ class OutboxRepo:
 
     def enqueue(self, key: str, platform: str, target: str, payload: dict[str, Any], due_at: datetime, now: datetime) -> bool:
         """Insert unless the key exists. Returns True when this call created the row (exactly-once)."""
-        if self.s.scalar(select(exists().where(Outbox.key == key))):
-            return False
-        try:
-            with self.s.begin_nested():
-                self.s.add(
-                    Outbox(key=key, platform=platform, target=target, payload=payload, due_at=due_at, created_at=now)
-                )
-        except IntegrityError:
-            return False
-        return True
+        return self.enqueue_many([{"key": key, "platform": platform, "target": target, "payload": payload,
+                                   "due_at": due_at, "created_at": now}]) == 1
 
     def enqueue_many(self, rows: Sequence[dict[str, Any]], chunk: int = 2000) -> int:
-        """Insert many messages (dicts of key, platform, target, payload, due_at, created_at) in a few
-        statements; rows whose key exists are skipped. Returns how many rows this call added."""
-        if self.s.bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        added = 0
+        """Insert messages (dicts of key, platform, target, payload, due_at, created_at), skipping keys that
+        exist: INSERT … ON CONFLICT DO NOTHING RETURNING, one statement executed for many rows. Returns how
+        many rows this call added."""
+        stmt = _ENQUEUE[self.s.bind.dialect.name]  # type: ignore[union-attr]
         unique = list({r["key"]: r for r in rows}.values())
-        stmt = (dialect_insert(Outbox.__table__).on_conflict_do_nothing(index_elements=["key"])
-                .returning(Outbox.__table__.c.key))
         conn = self.s.connection()
-        for start in range(0, len(unique), chunk):   # one statement, executed for many rows (insertmanyvalues)
-            added += len(conn.execute(stmt, unique[start:start + chunk]).all())
-        return added
+        return sum(len(conn.execute(stmt, unique[start:start + chunk]).all()) for start in range(0, len(unique), chunk))
 
     def due(self, now: datetime, limit: int = 100, platforms: Iterable[str] | None = None) -> list[Outbox]:
         q = select(Outbox).where(Outbox.status == "pending", Outbox.due_at <= now)

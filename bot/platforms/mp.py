@@ -29,7 +29,7 @@ from bot.platforms.wechat_callback import (
     read_body,
     text_reply_xml,
 )
-from reminders.outbox import payload_to_reply, reply_to_payload
+from reminders.outbox import enqueue, payload_to_reply
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class MpAdapter:
         with self.deps.uow() as uow:
             for i, reply in enumerate(replies[:MAX_REPLIES]):
                 key = reply_key(msg, i)
-                if uow.outbox.enqueue(key, PLATFORM, msg.chat.id, reply_to_payload(reply), now, now):
+                if enqueue(uow, key, PLATFORM, msg.chat.id, reply, now, now):
                     row = uow.outbox.by_key(key)
                     row.status, row.sent_at, row.attempts = "sent", now, 1
             uow.commit()
