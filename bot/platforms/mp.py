@@ -22,11 +22,13 @@ from bot.messages import ChatRef, Incoming, Reply, UserRef
 from bot.platforms.wechat_callback import (
     AesCallback,
     CallbackRejected,
+    busy,
     check_signature,
     parse_xml,
     passive_text,
     query_params,
     read_body,
+    refused,
     text_reply_xml,
 )
 from reminders.outbox import enqueue, payload_to_reply
@@ -94,13 +96,11 @@ class MpAdapter:
             if not data.get("FromUserName") or not data.get("ToUserName"):
                 raise CallbackRejected("a message without FromUserName/ToUserName")
         except CallbackRejected as exc:
-            log.warning("official account callback refused: %s", exc, extra={"platform": PLATFORM})
-            return PlainTextResponse("forbidden", status_code=403)
+            return refused("official account", PLATFORM, exc)
         try:
             text = await self.answer(data)
         except self.deps.db_errors:
-            log.exception("database unavailable: WeChat will retry", extra={"platform": PLATFORM})
-            return PlainTextResponse("busy", status_code=503)
+            return busy(PLATFORM)
         if not text:
             return PlainTextResponse("success")  # WeChat's "nothing to say"
         xml = text_reply_xml(data["FromUserName"], data["ToUserName"], text, int(time.time()))

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from bot.rendering import split_message, utf8_len
+
+log = logging.getLogger(__name__)
 
 BODY_MAX = 256 * 1024  # bytes: WeChat's callbacks are a few kilobytes
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -23,6 +27,18 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 class CallbackRejected(Exception):
     """The request is not from WeChat/WeCom (bad signature, wrong key, malformed body). Safe to log."""
+
+
+def refused(what: str, platform: str, exc: CallbackRejected) -> Response:
+    """The answer to a callback that is not from WeChat/WeCom: 403, the reason logged (never a secret)."""
+    log.warning("%s callback refused: %s", what, exc, extra={"platform": platform})
+    return PlainTextResponse("forbidden", status_code=403)
+
+
+def busy(platform: str) -> Response:
+    """Call inside `except deps.db_errors`: 503, so that WeChat/WeCom retries the callback later."""
+    log.exception("database unavailable: the platform will retry", extra={"platform": platform})
+    return PlainTextResponse("busy", status_code=503)
 
 
 def query_params(request: Request) -> dict[str, str]:

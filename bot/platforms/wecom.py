@@ -29,11 +29,13 @@ from bot.messages import Attachment, ChatRef, Incoming, Mention, Reply, UserRef
 from bot.platforms.wechat_callback import (
     AesCallback,
     CallbackRejected,
+    busy,
     numbered_choices,
     parse_xml,
     passive_text,
     query_params,
     read_body,
+    refused,
 )
 from bot.rendering import split_message, utf8_len
 from bot.router import split_command
@@ -501,8 +503,7 @@ class WeComAdapter:
             outer = parse_xml(await read_body(request))
             data = parse_xml(self.crypto.open(sig, ts, nonce, outer.get("Encrypt")))
         except CallbackRejected as exc:
-            log.warning("wecom callback refused: %s", exc, extra={"platform": PLATFORM})
-            return PlainTextResponse("forbidden", status_code=403)
+            return refused("wecom", PLATFORM, exc)
         msg, key = app_incoming(data), delivery_key(data)
         if msg is None or key is None:
             return PlainTextResponse("")
@@ -511,8 +512,7 @@ class WeComAdapter:
                 log.info("wecom redelivery ignored", extra={"platform": PLATFORM})
                 return PlainTextResponse("")
         except self.deps.db_errors:
-            log.exception("database unavailable: WeCom will retry", extra={"platform": PLATFORM})
-            return PlainTextResponse("busy", status_code=503)
+            return busy(PLATFORM)
         self._enqueue(msg)  # WeCom retries after five seconds: acknowledge now, work after
         return PlainTextResponse("")  # an empty 200: no passive reply, the answer comes via message/send
 
@@ -685,13 +685,11 @@ class WeComAdapter:
             if not isinstance(data, dict):
                 raise CallbackRejected("not the smart robot's JSON")
         except CallbackRejected as exc:
-            log.warning("wecom smart robot callback refused: %s", exc, extra={"platform": PLATFORM})
-            return PlainTextResponse("forbidden", status_code=403)
+            return refused("wecom smart robot", PLATFORM, exc)
         try:
             answer = await self.bot_answer(data)
         except self.deps.db_errors:
-            log.exception("database unavailable: WeCom will retry", extra={"platform": PLATFORM})
-            return PlainTextResponse("busy", status_code=503)
+            return busy(PLATFORM)
         if answer is None:
             return Response(status_code=200)
         sealed = self.bot_crypto.seal_json(json.dumps(answer, ensure_ascii=False), secrets.token_hex(8),
