@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import os
 import re
 import select
-import shutil
 import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,9 +26,10 @@ from bot.demo import load_demo
 from bot.platforms.telegram import run_telegram
 from reminders.outbox import Sender
 from storage.models import Report
+from tests import node_peers
 from tests.conftest import make_deps
 
-E2E = Path(__file__).resolve().parent / "e2e"
+E2E = node_peers.E2E
 BOT = {"id": 666, "is_bot": True, "first_name": "Test First name", "username": "TestNameBot"}  # the emulator's getMe
 WAIT = 5.0
 
@@ -42,14 +40,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed (the Telegram e2e tests run the telegram-test-api emulator on Node)"
-    if not (E2E / "node_modules" / "telegram-test-api" / "package.json").is_file():
-        return "telegram-test-api is not installed: run `npm ci --prefix tests/e2e` (or .ci/setup-extras)"
-    return None
-
-
 @dataclass
 class Harness:
     emulator: str
@@ -58,11 +48,7 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def harness():
-    missing = _missing()
-    if missing:
-        if os.environ.get("HUANJIE_CI") == "1":
-            pytest.fail(f"{missing}; HUANJIE_CI=1 requires the Telegram e2e tests to run")
-        pytest.skip(missing)
+    node_peers.require("telegram-test-api", "the Telegram e2e tests run the telegram-test-api emulator on Node")
     proc = subprocess.Popen(["node", "harness.js", str(_free_port())], cwd=E2E, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([proc.stdout], [], [], 15)

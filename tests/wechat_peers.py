@@ -11,16 +11,13 @@ import asyncio
 import email.parser
 import email.policy
 import json
-import os
 import secrets
-import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -31,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-E2E = Path(__file__).resolve().parent / "e2e"
+from tests import node_peers
+
+E2E = node_peers.E2E
 CORP_ID = "ww7c2f0a1b3d5e6f80"
 AGENT_ID = "1000002"
 WECOM_SECRET = "corp-secret-for-tests-0001"
@@ -42,14 +41,6 @@ MP_TOKEN = "mpTokenT3st2026"
 MP_KEY = "UWtR3PKPKO0Ubn3vxFap1mSDKoNhMQTpJPjMWTpKt9g"
 OTHER_KEY = "er3zWAJCXqqCVqD4MZU7qCJACfuOj6BvbpNewcFXgQo"
 MP_ORIGINAL_ID = "gh_3f0e8a1c2b4d"
-
-
-def _missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed (the WeChat crypto tests use WeCom's @wecom/crypto on Node)"
-    if not (E2E / "node_modules" / "@wecom" / "crypto" / "package.json").is_file():
-        return "@wecom/crypto is not installed: run `npm ci --prefix tests/e2e` (or .ci/setup-extras)"
-    return None
 
 
 class WeComCrypto:
@@ -100,11 +91,7 @@ class WeComCrypto:
 
 @pytest.fixture(scope="module")
 def peer():
-    missing = _missing()
-    if missing:
-        if os.environ.get("HUANJIE_CI") == "1":
-            pytest.fail(f"{missing}; HUANJIE_CI=1 requires the WeChat crypto tests to run")
-        pytest.skip(missing)
+    node_peers.require("@wecom/crypto", "the WeChat crypto tests use WeCom's @wecom/crypto on Node")
     crypto = WeComCrypto()
     yield crypto
     crypto.close()
