@@ -4,7 +4,6 @@ error mapping, the webhook's secret check and the command menus."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import httpx
@@ -449,16 +448,3 @@ async def test_command_menus_come_from_the_route_table(deps):
     assert set(group_cmds) < set(private_cmds) | {"bindgroup"}
     private_menu, _ = bot_commands(deps.router.routes)
     assert all(1 <= len(c.description) <= 256 for c in private_menu)
-
-
-def test_only_bot_platforms_imports_telegram():
-    offenders = []
-    for path in ROOT.glob("*/**/*.py"):
-        rel = path.relative_to(ROOT)
-        if rel.parts[0] in (".venv", "tests", "node_modules") or rel.parts[:2] == ("bot", "platforms"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            offenders += [f"{rel}: {n}" for n in names if n.split(".")[0] == "telegram"]
-    assert offenders == []

@@ -697,22 +697,6 @@ async def test_group_robots_alone_keep_the_bot_running_until_stopped(deps):
     await asyncio.wait_for(task, 5)
 
 
-def test_only_bot_platforms_imports_wechatpy():
-    import ast
-
-    root = Path(__file__).resolve().parent.parent
-    offenders = []
-    for package in ("handlers", "reminders", "content", "storage", "bot"):
-        for path in (root / package).rglob("*.py"):
-            if path.relative_to(root).parts[:2] == ("bot", "platforms"):
-                continue
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-                offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "wechatpy"]
-    assert offenders == []
-
-
 def test_choices_are_not_listed_twice():
     from bot.platforms.wechat_callback import numbered_choices
 
