@@ -39,10 +39,13 @@ class VillageStatus:
     last_report: date | None = None
 
 
-def village_statuses(deps, uow, scope: Region | None, day: date) -> list[VillageStatus]:
+def village_statuses(deps, uow, scope: Region | None, day: date,
+                     villages: list[queries.VillageRow] | None = None) -> list[VillageStatus]:
+    """Status of every village in `scope` (pass `villages` when the caller has loaded them already)."""
     plan = deps.plan
     cal = calendar_for(deps)
-    villages = queries.villages_in(uow, scope)
+    if villages is None:
+        villages = queries.villages_in(uow, scope)
     ids = queries.scope_ids(scope)
     done = queries.completed_stage(uow, plan.codes, ids, until=day)
     last = dict(uow.session.execute(
@@ -145,7 +148,7 @@ def build_digest(deps, uow, scope: Region | None, day: date, weekly: bool = Fals
         start = day
         missing = queries.missing_villages(uow, scope, day, day, "daily")
     cadres = queries.cadres_by_village(uow, [v.id for v in missing[:detail_limit]])
-    statuses = village_statuses(deps, uow, scope, day)
+    statuses = village_statuses(deps, uow, scope, day, villages)
     by_stage = {s.code: sum(1 for st in statuses if st.stage_done >= i) for i, s in enumerate(plan.stages)}
     towns: dict[str, dict[str, Any]] = {}
     missing_ids = {v.id for v in missing}

@@ -26,7 +26,7 @@ COLOUR_NAMES = {"red": "红", "yellow": "黄", "green": "绿"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
-def stage_done_dates(deps, uow, ids: list[int] | None) -> dict[int, dict[str, date]]:
+def stage_done_dates(deps, uow, ids) -> dict[int, dict[str, date]]:
     """First date each village finished each stage (a later stage reported at all counts as finishing it)."""
     codes = deps.plan.codes
     idx = stage_index_expr(codes)
@@ -41,7 +41,7 @@ def stage_done_dates(deps, uow, ids: list[int] | None) -> dict[int, dict[str, da
     return result
 
 
-def latest_reports(uow, ids: list[int] | None) -> dict[int, Report]:
+def latest_reports(uow, ids) -> dict[int, Report]:
     latest = select(func.max(Report.id)).where(Report.current.is_(True)).group_by(Report.village_id)
     if ids is not None:
         latest = latest.where(Report.village_id.in_(ids))
@@ -73,8 +73,8 @@ def export_workbook(deps, uow, scope, day: date) -> bytes:
     plan = deps.plan
     digest = build_digest(deps, uow, scope, day)
     villages = queries.villages_in(uow, scope)
-    ids = [v.id for v in villages] if scope is not None else None
-    statuses = {s.id: s for s in village_statuses(deps, uow, scope, day)}
+    ids = queries.scope_ids(scope)  # a subquery, not 15 000 bound ids
+    statuses = {s.id: s for s in village_statuses(deps, uow, scope, day, villages)}
     done_dates = stage_done_dates(deps, uow, ids)
     latest = latest_reports(uow, ids)
     cadres = queries.cadres_by_village(uow, ids)

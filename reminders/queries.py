@@ -111,7 +111,8 @@ def completed_stage(uow, codes: list[str], village_ids=None, until: date | None 
     return {vid: int(v) for vid, v in uow.session.execute(q) if v is not None}
 
 
-def cadres_by_village(uow, village_ids: list[int] | None = None) -> dict[int, list[PersonRow]]:
+def cadres_by_village(uow, village_ids=None) -> dict[int, list[PersonRow]]:
+    """Cadres of the villages in `village_ids` (a list or a `scope_ids` subquery; None: all)."""
     q = select(Assignment.village_id, Person.id, Person.name, Person.phone, Person.paused_until).join(
         Person, Person.id == Assignment.person_id
     )
