@@ -189,17 +189,22 @@ def bench_parse_store(deps, county: dict, messages: int) -> dict:
             "parse_store_messages": len(latencies)}
 
 
-def bench_qa() -> dict:
+def _benchmark(module: str):
+    """A module of benchmarks/ (the repository root is put on sys.path when run from an installed script)."""
     root = Path(__file__).resolve().parent.parent
-    eval_file = root / "tests" / "data" / "qa_eval.yaml"
-    try:
-        from benchmarks.qa_eval import evaluate  # type: ignore
-    except ImportError:
+    if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-        try:
-            from benchmarks.qa_eval import evaluate  # type: ignore
-        except ImportError:
-            return {"qa": "skipped (benchmarks/qa_eval.py not found)"}
+    import importlib
+
+    return importlib.import_module(f"benchmarks.{module}")
+
+
+def bench_qa() -> dict:
+    eval_file = Path(__file__).resolve().parent.parent / "tests" / "data" / "qa_eval.yaml"
+    try:
+        evaluate = _benchmark("qa_eval").evaluate
+    except ImportError:
+        return {"qa": "skipped (benchmarks/qa_eval.py not found)"}
     if not eval_file.is_file():
         return {"qa": "skipped (tests/data/qa_eval.yaml not found)"}
     r = evaluate(eval_file)
@@ -208,11 +213,8 @@ def bench_qa() -> dict:
 
 def bench_callbacks(quick: bool) -> dict:
     """300 encrypted WeCom callbacks a second on loopback (benchmarks/callback_load.py): 5 s quick, 30 s full."""
-    root = Path(__file__).resolve().parent.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     try:
-        from benchmarks.callback_load import run_load  # type: ignore
+        run_load = _benchmark("callback_load").run_load
     except ImportError as exc:
         return {"callbacks": f"skipped ({exc})"}
     r = run_load(300, 5 if quick else 30)

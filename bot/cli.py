@@ -177,7 +177,6 @@ def cmd_parse(args) -> int:
 
 
 def _today() -> date:
-
     return datetime.now(load_settings().tz).date()
 
 
@@ -245,7 +244,6 @@ def cmd_plan(args) -> int:
 
 
 def cmd_remind(args) -> int:
-
     from reminders.jobs import job_specs, plan_job
 
     deps = _deps(args)
