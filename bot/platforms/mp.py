@@ -24,6 +24,7 @@ from bot.platforms.wechat_callback import (
     CallbackRejected,
     busy,
     check_signature,
+    delivery_key,
     parse_xml,
     passive_text,
     query_params,
@@ -41,15 +42,6 @@ PASSIVE_LIMIT = 2048  # bytes: a passive text reply's Content
 ANSWER_WITHIN = 4.0  # seconds: WeChat gives up after five and asks again (three times)
 MAX_REPLIES = 10  # replies stored for one message, looked up again when WeChat retries
 IGNORED_EVENTS = frozenset({"unsubscribe", "view", "view_miniprogram", "location", "templatesendjobfinish"})
-
-
-def delivery_key(data: dict[str, str]) -> str | None:
-    """MsgId for messages; FromUserName + CreateTime + Event for events (they carry no MsgId)."""
-    if data.get("MsgId"):
-        return data["MsgId"]
-    if data.get("MsgType") == "event":
-        return f"event:{data.get('FromUserName', '')}:{data.get('CreateTime', '')}:{data.get('Event', '')}"
-    return None
 
 
 def mp_incoming(data: dict[str, str]) -> Incoming | None:
@@ -196,9 +188,4 @@ def build_mp(deps) -> MpAdapter:
     return adapter
 
 
-def mp_http_routes(deps) -> list[Route]:
-    """/mp/callback for the shared ASGI app. No transport: an Official Account only answers."""
-    return build_mp(deps).routes()
-
-
-__all__ = ["MpAdapter", "build_mp", "delivery_key", "mp_http_routes", "mp_incoming"]
+__all__ = ["MpAdapter", "build_mp", "delivery_key", "mp_incoming"]

@@ -116,6 +116,15 @@ class AesCallback:
                 "timestamp": timestamp, "nonce": nonce}
 
 
+def delivery_key(data: dict[str, str]) -> str | None:
+    """The deduplication key of a WeChat/WeCom XML delivery: MsgId for messages; FromUserName + CreateTime + Event for events (they carry no MsgId)."""
+    if data.get("MsgId"):
+        return data["MsgId"]
+    if data.get("MsgType") == "event":
+        return f"event:{data.get('FromUserName', '')}:{data.get('CreateTime', '')}:{data.get('Event', '')}"
+    return None
+
+
 def parse_xml(data: bytes | str) -> dict[str, str]:
     """The flat <xml><Name>value</Name>…</xml> WeChat sends; a DOCTYPE (entity tricks) is refused."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data

@@ -30,6 +30,7 @@ from bot.platforms.wechat_callback import (
     AesCallback,
     CallbackRejected,
     busy,
+    delivery_key,
     numbered_choices,
     parse_xml,
     passive_text,
@@ -405,15 +406,6 @@ def app_incoming(data: dict[str, str]) -> Incoming | None:
     return None
 
 
-def delivery_key(data: dict[str, str]) -> str | None:
-    """MsgId for messages; FromUserName + CreateTime + Event for events (they carry no MsgId)."""
-    if data.get("MsgId"):
-        return data["MsgId"]
-    if data.get("MsgType") == "event":
-        return f"event:{data.get('FromUserName', '')}:{data.get('CreateTime', '')}:{data.get('Event', '')}"
-    return None
-
-
 def bot_incoming(data: dict[str, Any], bot_names: Iterable[str]) -> Incoming | None:
     """A smart robot callback (text, or the text items of a mixed message) → Incoming.
 
@@ -782,13 +774,7 @@ def build_wecom(deps, sender, client: httpx.AsyncClient) -> WeComAdapter:
     return adapter
 
 
-def wecom_http_routes(deps, sender, client: httpx.AsyncClient | None = None) -> list[Route]:
-    """/wecom/callback (and /wecom/bot/callback) for the shared ASGI app; registers the transports."""
-    adapter = build_wecom(deps, sender, client or httpx.AsyncClient(timeout=15.0))
-    return adapter.routes()
-
-
 __all__ = [
     "SentSteps", "WeComAdapter", "WeComApi", "WeComAppTransport", "WeComRobotTransport", "app_incoming", "batches",
-    "bot_incoming", "build_wecom", "check_errcode", "delivery_key", "wecom_http_routes",
+    "bot_incoming", "build_wecom", "check_errcode", "delivery_key",
 ]
