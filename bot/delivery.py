@@ -19,6 +19,15 @@ def reply_key(msg: Incoming, index: int) -> str:
     return f"reply:{msg.chat.platform}:{msg.chat.id}:{mid}{edit}:{index}"[:255]
 
 
+def first_delivery(deps, platform: str, key: str) -> bool:
+    """Record a platform delivery (MsgId, event key …) in the database; False when it was seen before — a
+    retry or a duplicate, from this process or another worker."""
+    with deps.uow() as uow:
+        first = uow.dedup.first_time(platform, key, deps.clock.now())
+        uow.commit()
+    return first
+
+
 async def respond(deps, msg: Incoming, replies: list[Reply], target: str | None = None, flush: bool = True) -> int:
     """Queue the replies for `msg`'s chat (or `target`) and deliver them now (`flush=False`: the caller
     has the sender deliver them, e.g. one flush for a burst of messages). Returns how many were queued."""

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.delivery import reply_key
+from bot.delivery import first_delivery, reply_key
 from bot.messages import ChatRef, Incoming, Reply, UserRef
 from bot.platforms.wechat_callback import (
     AesCallback,
@@ -107,7 +107,7 @@ class MpAdapter:
         msg = mp_incoming(data) or Incoming(
             chat=ChatRef(PLATFORM, data["FromUserName"], False), sender=UserRef(data["FromUserName"]), text="",
             message_id=key, raw=data)
-        if key is not None and not self._first_time(key):
+        if key is not None and not first_delivery(self.deps, PLATFORM, key):
             log.info("official account retry answered from storage", extra={"platform": PLATFORM})
             return self._render(self._stored(msg))
         work = asyncio.ensure_future(self._dispatch_and_store(msg, data))
@@ -145,12 +145,6 @@ class MpAdapter:
 
     def _render(self, replies: list[Reply]) -> str:
         return passive_text(self.deps, replies, "text", PASSIVE_LIMIT) if replies else ""
-
-    def _first_time(self, key: str) -> bool:
-        with self.deps.uow() as uow:
-            first = uow.dedup.first_time(PLATFORM, key, self.deps.clock.now())
-            uow.commit()
-        return first
 
     def _store(self, msg: Incoming, replies: list[Reply]) -> None:
         """The answer as outbox rows already sent (passively): the record of what the resident was told."""

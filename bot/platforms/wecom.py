@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.delivery import respond
+from bot.delivery import first_delivery, respond
 from bot.messages import Attachment, ChatRef, Incoming, Mention, Reply, UserRef
 from bot.platforms.wechat_callback import (
     AesCallback,
@@ -500,7 +500,7 @@ class WeComAdapter:
         if msg is None or key is None:
             return PlainTextResponse("")
         try:
-            if not self._first_time(f"app:{key}"):
+            if not first_delivery(self.deps, PLATFORM, f"app:{key}"):
                 log.info("wecom redelivery ignored", extra={"platform": PLATFORM})
                 return PlainTextResponse("")
         except self.deps.db_errors:
@@ -586,13 +586,7 @@ class WeComAdapter:
         with self.deps.uow() as uow:
             if uow.identities.person_for(PLATFORM, msg.sender.id) is not None:
                 return False  # bound by this very message
-        return self._first_time(f"unknown:{msg.sender.id}:{self.deps.today().isoformat()}")
-
-    def _first_time(self, key: str) -> bool:
-        with self.deps.uow() as uow:
-            first = uow.dedup.first_time(PLATFORM, key, self.deps.clock.now())
-            uow.commit()
-        return first
+        return first_delivery(self.deps, PLATFORM, f"unknown:{msg.sender.id}:{self.deps.today().isoformat()}")
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -706,7 +700,7 @@ class WeComAdapter:
         msg = bot_incoming(data, self.deps.bot_names)
         if msg is None or not msg.message_id:
             return None
-        if not self._first_time(msg.message_id):
+        if not first_delivery(self.deps, PLATFORM, msg.message_id):
             stream_id = self._by_msgid.get(msg.message_id)
             return await self._stream_state(self.streams[stream_id]) if stream_id in self.streams else None
         stream = _Stream(secrets.token_hex(12), self._spawn(self._bot_dispatch(msg)))
