@@ -215,17 +215,9 @@ async def test_residents_are_residents_until_they_bind(mp):
 def _unicode_error_ciphertext(peer) -> str:
     from wechatpy.crypto import WeChatCrypto
 
-    crypto = WeChatCrypto(MP_TOKEN, MP_KEY, MP_APP_ID)
-    boxes = peer.seal_many([text_xml(f"问题{i}") for i in range(12)], key=OTHER_KEY, token=MP_TOKEN,
-                           receive_id=MP_APP_ID, timestamp=TS, nonce="mpn0nce")
-    for box in boxes:
-        try:
-            crypto.decrypt_message({"Encrypt": box["encrypt"]}, box["signature"], TS, "mpn0nce")
-        except UnicodeDecodeError:
-            return box["encrypt"]
-        except Exception:
-            continue
-    raise AssertionError("no wrong-key ciphertext raised UnicodeDecodeError")
+    return wechat_peers.unicode_error_ciphertext(
+        peer, WeChatCrypto(MP_TOKEN, MP_KEY, MP_APP_ID), [text_xml(f"问题{i}") for i in range(12)],
+        token=MP_TOKEN, receive_id=MP_APP_ID, timestamp=TS, nonce="mpn0nce")
 
 
 @pytest.mark.parametrize("case", ["bad signature", "bad msg_signature", "wrong key", "unicode error", "wrong app id",

@@ -164,17 +164,10 @@ def _unicode_error_ciphertext(peer) -> str:
     """A callback sealed with another key that makes wechatpy raise a bare UnicodeDecodeError."""
     from wechatpy.enterprise.crypto import WeChatCrypto
 
-    crypto = WeChatCrypto(WECOM_TOKEN, WECOM_KEY, CORP_ID)
-    boxes = peer.seal_many([text_xml("zhangsan", f"前进村 选民登记已完成 {i}") for i in range(12)], key=OTHER_KEY,
-                           token=WECOM_TOKEN, receive_id=CORP_ID, timestamp=TS, nonce="n0nce")
-    for box in boxes:
-        try:
-            crypto.decrypt_message({"Encrypt": box["encrypt"]}, box["signature"], TS, "n0nce")
-        except UnicodeDecodeError:
-            return box["encrypt"]
-        except Exception:
-            continue
-    raise AssertionError("no wrong-key ciphertext raised UnicodeDecodeError")
+    return wechat_peers.unicode_error_ciphertext(
+        peer, WeChatCrypto(WECOM_TOKEN, WECOM_KEY, CORP_ID),
+        [text_xml("zhangsan", f"前进村 选民登记已完成 {i}") for i in range(12)],
+        token=WECOM_TOKEN, receive_id=CORP_ID, timestamp=TS, nonce="n0nce")
 
 
 @pytest.mark.parametrize("case", ["bad signature", "wrong key", "unicode error", "wrong corp id", "no parameters",

@@ -89,6 +89,22 @@ class WeComCrypto:
             self.proc.kill()
 
 
+def unicode_error_ciphertext(peer, crypto, messages: list[str], *, token: str, receive_id: str, timestamp: str,
+                             nonce: str) -> str:
+    """A message sealed by @wecom/crypto with OTHER_KEY that makes wechatpy's `crypto` (configured with the right
+    key) raise a bare UnicodeDecodeError: the wrong-key case that must still be a 403."""
+    boxes = peer.seal_many(messages, key=OTHER_KEY, token=token, receive_id=receive_id, timestamp=timestamp,
+                           nonce=nonce)
+    for box in boxes:
+        try:
+            crypto.decrypt_message({"Encrypt": box["encrypt"]}, box["signature"], timestamp, nonce)
+        except UnicodeDecodeError:
+            return box["encrypt"]
+        except Exception:  # noqa: BLE001 - other wrong-key failures: try the next message
+            continue
+    raise AssertionError("no wrong-key ciphertext raised UnicodeDecodeError")
+
+
 @pytest.fixture(scope="module")
 def peer():
     node_peers.require("@wecom/crypto", "the WeChat crypto tests use WeCom's @wecom/crypto on Node")
