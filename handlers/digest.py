@@ -137,9 +137,13 @@ def problems_on(uow, scope: Region | None, start: date, end: date) -> list[dict[
     return out
 
 
-def build_digest(deps, uow, scope: Region | None, day: date, weekly: bool = False, detail_limit: int = 200) -> dict[str, Any]:
+def build_digest(deps, uow, scope: Region | None, day: date, weekly: bool = False, detail_limit: int = 200,
+                 villages: list[queries.VillageRow] | None = None,
+                 statuses: list[VillageStatus] | None = None) -> dict[str, Any]:
+    """The digest data (`villages` and `statuses` of scope and day: pass them when the caller has them)."""
     plan = deps.plan
-    villages = queries.villages_in(uow, scope)
+    if villages is None:
+        villages = queries.villages_in(uow, scope)
     total = len(villages)
     if weekly:
         start = day - timedelta(days=day.weekday())
@@ -148,7 +152,8 @@ def build_digest(deps, uow, scope: Region | None, day: date, weekly: bool = Fals
         start = day
         missing = queries.missing_villages(uow, scope, day, day, "daily")
     cadres = queries.cadres_by_village(uow, [v.id for v in missing[:detail_limit]])
-    statuses = village_statuses(deps, uow, scope, day, villages)
+    if statuses is None:
+        statuses = village_statuses(deps, uow, scope, day, villages)
     by_stage = {s.code: sum(1 for st in statuses if st.stage_done >= i) for i, s in enumerate(plan.stages)}
     towns: dict[str, dict[str, Any]] = {}
     missing_ids = {v.id for v in missing}

@@ -71,10 +71,11 @@ def _write_rows(ws, header: list[str], rows: list[list]) -> None:
 
 def export_workbook(deps, uow, scope, day: date) -> bytes:
     plan = deps.plan
-    digest = build_digest(deps, uow, scope, day)
     villages = queries.villages_in(uow, scope)
+    status_list = village_statuses(deps, uow, scope, day, villages)
+    digest = build_digest(deps, uow, scope, day, villages=villages, statuses=status_list)
     ids = queries.scope_ids(scope)  # a subquery, not 15 000 bound ids
-    statuses = {s.id: s for s in village_statuses(deps, uow, scope, day, villages)}
+    statuses = {s.id: s for s in status_list}
     done_dates = stage_done_dates(deps, uow, ids)
     latest = latest_reports(uow, ids)
     cadres = queries.cadres_by_village(uow, ids)
