@@ -81,10 +81,18 @@ class Deps:
 
     @cached_property
     def qa(self):
-        """The handbook search engine, built on first use (about a second)."""
+        """The handbook search engine, built on first use (about half a second). A handbook that cannot be
+        loaded fails every later call at once with the same error, instead of being read again per question."""
+        failed = self.__dict__.get("_qa_error")
+        if failed is not None:
+            raise failed
         from content.handbook import Handbook, QAEngine
 
-        return QAEngine(Handbook.load())
+        try:
+            return QAEngine(Handbook.load())
+        except (ValueError, OSError) as exc:  # HandbookError is a ValueError
+            self.__dict__["_qa_error"] = exc
+            raise
 
 
 def build_deps(settings: Settings, clock: SystemClock | None = None, db: Database | None = None) -> Deps:

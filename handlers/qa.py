@@ -29,8 +29,8 @@ def _engine(deps: Deps):
     told the Q&A is unavailable instead of seeing an error). HandbookError is a ValueError."""
     try:
         return deps.qa
-    except (ImportError, ValueError, OSError):
-        log.exception("handbook unavailable")
+    except (ImportError, ValueError, OSError) as exc:
+        log.error("handbook unavailable: %s", exc)
         return None
 
 

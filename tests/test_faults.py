@@ -191,3 +191,24 @@ async def test_a_message_that_cannot_be_rendered_is_marked_failed_not_stuck(deps
     assert rows["missing"].status == "failed" and "question" in rows["missing"].error
     assert "no_such_template_anywhere" in rows["broken"].error
     assert rows["fine"].status == "sent" and len(sent) == 1
+
+
+async def test_a_broken_handbook_degrades_to_a_notice_and_is_read_once(deps, monkeypatch):
+    """A deployment whose handbook cannot load: questions get the Chinese notice, the file is not re-read per question."""
+    from bot.messages import ChatRef, Incoming, UserRef
+    from content import handbook
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise handbook.HandbookError("01_general.yaml: cannot read YAML")
+
+    monkeypatch.setattr(handbook.Handbook, "load", broken)
+    for i in range(2):
+        msg = Incoming(chat=ChatRef("console", "private:x", False), sender=UserRef("x"), text="委托投票最多几个人",
+                       message_id=f"q{i}")
+        replies = await deps.router.dispatch(msg, deps)
+        assert [r.template for r in replies] == ["qa_unavailable"]
+        assert "问答手册暂时没有加载" in deps.renderer.render(replies[0])
+    assert len(calls) == 1
