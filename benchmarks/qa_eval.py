@@ -159,9 +159,10 @@ def self_check(handbook_dir: Path | str | None = None, high: float | None = None
     engine = QAEngine(handbook, **options)
     own = [(e.id, engine.ask(e.question)) for e in handbook]
     held: list[tuple[str, str, Any]] = []
-    for reduced, asked in _heldout_engines(handbook, engine, **options):
+    ood: list[tuple[str, Any]] = [(q, engine.ask(q)) for q in OOD_SAMPLES]
+    for reduced, asked, offtopic in _heldout_engines(handbook, engine, **options):
         held += [(handbook.entries[i].id, q, reduced.ask(q)) for i, q in asked]
-    ood = [(q, engine.ask(q)) for q in OOD_SAMPLES]
+        ood += [(q, reduced.ask(q)) for q in offtopic]
     n = len(held) or 1
     return {
         "entries": len(handbook),
@@ -181,14 +182,23 @@ def self_check(handbook_dir: Path | str | None = None, high: float | None = None
     }
 
 
-def _heldout_engines(handbook: Handbook, engine: QAEngine, **options):
-    """(engine without paraphrase k, [(entry index, paraphrase)]) for k = 0, 1, 2 …"""
-    rounds = max((len(e.paraphrases) for e in handbook), default=0)
-    for k in range(rounds):
-        entries = tuple(dataclasses.replace(e, paraphrases=e.paraphrases[:k] + e.paraphrases[k + 1:])
+FOLDS = 5
+
+
+def _heldout_engines(handbook: Handbook, engine: QAEngine, folds: int = FOLDS, **options):
+    """(engine without fold k, [(entry index, paraphrase)], [off-topic question]) for k = 0 … folds-1: fold k
+    holds out every folds-th paraphrase of each entry and every folds-th off-topic question."""
+    from content.handbook import load_offtopic
+
+    offtopic = load_offtopic()
+    for k in range(folds):
+        entries = tuple(dataclasses.replace(e, paraphrases=tuple(p for n, p in enumerate(e.paraphrases)
+                                                                   if n % folds != k))
                         for e in handbook)
-        reduced = QAEngine(Handbook(entries, handbook.laws), vocabulary=engine.analyzer.vocabulary, **options)
-        yield reduced, [(i, e.paraphrases[k]) for i, e in enumerate(handbook) if k < len(e.paraphrases)]
+        reduced = QAEngine(Handbook(entries, handbook.laws), vocabulary=engine.analyzer.vocabulary,
+                           offtopic=[q for n, q in enumerate(offtopic) if n % folds != k], **options)
+        asked = [(i, p) for i, e in enumerate(handbook) for n, p in enumerate(e.paraphrases) if n % folds == k]
+        yield reduced, asked, [q for n, q in enumerate(offtopic) if n % folds == k]
 
 
 def _logistic(x, y, sample_weight, l2: float = 1.0, iterations: int = 50):
@@ -212,47 +222,78 @@ def _logistic(x, y, sample_weight, l2: float = 1.0, iterations: int = 50):
     return w
 
 
-def fit(handbook_dir: Path | str | None = None) -> dict[str, Any]:
-    """Refit the ranking weights and the calibration on held-out paraphrases (positives) and OOD_SAMPLES."""
+def fit(handbook_dir: Path | str | None = None, dev_file: Path | str | None = None) -> dict[str, Any]:
+    """Refit the ranking weights and the calibration on held-out paraphrases (positives) and held-out
+    off-topic questions plus OOD_SAMPLES (negatives); with `dev_file` (a labelled set in the eval format,
+    never the eval set itself) its questions join both, weighted like all held-out paraphrases together."""
     handbook = Handbook.load(handbook_dir)
     engine = QAEngine(handbook)
-    heldout = []                                   # (engine, entry index, info)
-    for reduced, asked in _heldout_engines(handbook, engine):
-        heldout += [(reduced, i, reduced.analyze(q)) for i, q in asked]
+    heldout, negatives = [], []                    # (entry index, info, weight), (info, weight)
+    for reduced, asked, offtopic in _heldout_engines(handbook, engine):
+        heldout += [(i, reduced.analyze(q), 1.0) for i, q in asked]
+        negatives += [(reduced.analyze(q), 1.0) for q in offtopic]
+    negatives += [(engine.analyze(q), 1.0) for q in OOD_SAMPLES]
+    if dev_file is not None:
+        index = {e.id: i for i, e in enumerate(handbook)}
+        questions, ood = load_eval(dev_file)
+        dev = [(index[expect], engine.analyze(q)) for q, expect in questions if expect in index]
+        weight = len(heldout) / max(len(dev), 1)
+        heldout += [(i, info, weight) for i, info in dev]
+        negatives += [(engine.analyze(q), weight) for q in ood]
     # 1. ranking: every candidate of every held-out paraphrase, right entry or not
-    xs, ys = [], []
-    for _, i, info in heldout:
+    xs, ys, ws = [], [], []
+    for i, info, weight in heldout:
         for _, j, f in info["candidates"]:
             xs.append(f.vector())
             ys.append(float(i == j))
-    w = _logistic(xs, ys, [1.0] * len(xs), l2=0.1)
+            ws.append(weight)
+    w = _logistic(xs, ys, ws, l2=0.1)
     rank_weights = tuple(round(float(v), 3) for v in w[1:])
     # 2. calibration: the best entry under those weights, right or wrong, and the out-of-domain questions
     rows, labels, weights = [], [], []
 
-    def row(e: QAEngine, info) -> tuple[tuple[float, ...], int]:
+    def row(info) -> tuple[tuple[float, ...], int]:
         scored = sorted(((sum(a * b for a, b in zip(rank_weights, f.vector(), strict=True)), j)
                          for _, j, f in info["candidates"]), reverse=True)
         top, j = scored[0] if scored else (0.0, -1)
         lead = top - scored[1][0] if len(scored) > 1 else top
-        return (top, lead, info["known"]), j
+        return (top, lead, info["known"], info["offtopic"]), j
 
-    for reduced, i, info in heldout:
-        x, j = row(reduced, info)
+    for i, info, weight in heldout:
+        x, j = row(info)
         rows.append(x)
         labels.append(float(i == j))
-        weights.append(1.0)
+        weights.append(weight)
     # Out-of-domain questions without an election word are gated anyway; the ones with one are the traps.
-    traps = [info for info in map(engine.analyze, OOD_SAMPLES) if info["election_word"]]
-    ood_weight = len(heldout) / max(len(traps), 1) / 2
-    for info in traps:
-        x, _ = row(engine, info)
+    traps = [(info, weight) for info, weight in negatives if info["election_word"]]
+    ood_weight = sum(w for *_, w in heldout) / max(sum(w for _, w in traps), 1) / 2
+    for info, weight in traps:
+        x, _ = row(info)
         rows.append(x)
         labels.append(0.0)
-        weights.append(ood_weight)
+        weights.append(ood_weight * weight)
     c = _logistic(rows, labels, weights, l2=0.1)
     return {"rank_weights": rank_weights, "calibration": tuple(round(float(v), 3) for v in c),
             "heldout": len(heldout), "ood": len(traps)}
+
+
+def sweep(path: Path | str, handbook_dir: Path | str | None = None,
+          thresholds: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)) -> list[dict[str, float]]:
+    """top1 / wrong / refusal of a labelled set for each answer threshold (HIGH), from one pass: an answer's
+    score does not depend on HIGH. For choosing HIGH on a development set, not on the eval set."""
+    questions, ood = load_eval(path)
+    engine = QAEngine(Handbook.load(handbook_dir))
+    asked = [(expect, engine.ask(q)) for q, expect in questions]
+    scores = [(a.best.id if a.best else None, a.score) for _, a in asked]
+    ood_scores = [engine.ask(q).score for q in ood]
+    rows = []
+    for high in thresholds:
+        n = len(questions) or 1
+        rows.append({"high": high,
+                     "top1": sum(b == e and sc >= high for (e, _), (b, sc) in zip(asked, scores, strict=True)) / n,
+                     "wrong": sum(b != e and sc >= high for (e, _), (b, sc) in zip(asked, scores, strict=True)) / n,
+                     "refusal": sum(sc < high for sc in ood_scores) / (len(ood_scores) or 1)})
+    return rows
 
 
 def print_self_check(r: dict[str, Any], verbose: bool) -> None:
@@ -279,12 +320,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--self-check", action="store_true",
                         help="no eval file: own questions, held-out paraphrases, invented out-of-domain questions")
     parser.add_argument("--fit", action="store_true", help="refit the engine's ranking weights and calibration")
+    parser.add_argument("--sweep", action="store_true", help="top1/wrong/refusal of EVAL_FILE for several HIGH")
+    parser.add_argument("--dev", default=None, help="with --fit: a labelled development set (never the eval set)")
     args = parser.parse_args(argv)
     if args.fit:
-        r = fit(args.handbook)
+        if args.dev and Path(args.dev).resolve() == EVAL_FILE.resolve():
+            print("qa_eval: fitting on the eval set would make its figures meaningless", file=sys.stderr)
+            return 2
+        r = fit(args.handbook, args.dev)
         print(f"# fitted on {r['heldout']} held-out paraphrases and {r['ood']} out-of-domain questions with an election word")
         print(f"RANK_WEIGHTS = {r['rank_weights']}")
         print(f"CALIBRATION = {r['calibration']}")
+        return 0
+    if args.sweep:
+        for row in sweep(args.eval_file, args.handbook):
+            print(f"HIGH {row['high']:.2f}  top1 {row['top1']:.1%}  wrong {row['wrong']:.1%}  "
+                  f"refusal {row['refusal']:.1%}")
         return 0
     if args.self_check:
         print_self_check(self_check(args.handbook), args.verbose)

@@ -27,6 +27,8 @@ HANDBOOK_DIR = CONTENT_DIR / "handbook"
 USERDICT_FILE = CONTENT_DIR / "qa_userdict.txt"
 SYNONYMS_FILE = CONTENT_DIR / "qa_synonyms.yaml"
 VOCABULARY_FILE = CONTENT_DIR / "qa_vocabulary.yaml"
+# Questions the handbook does not answer: the classifier's "none of these" class (see QAEngine).
+OFFTOPIC_FILE = CONTENT_DIR / "qa_offtopic.yaml"
 # jieba's own dictionary cut to the 52 000 words of frequency ≥ 50 (`awk '$2>=50 {print $1, $2}' jieba/dict.txt`):
 # it segments questions the same way and loads in 0.1 s instead of 0.7 s.
 JIEBA_DICT_FILE = CONTENT_DIR / "qa_jieba_dict.txt"
@@ -438,9 +440,10 @@ class Features:
     entry_recall: float   # … found anywhere in the entry, answer included
     chars: float          # character similarity (rapidfuzz ratio) with the closest question/paraphrase
     evidence: float       # matched word weight, in units of two rare words, capped at 1
+    nb: float             # the classifier's probability that the question is this entry's (content/qa_classifier.py)
 
     def vector(self) -> tuple[float, ...]:
-        return (self.best_doc, self.qp_recall, self.entry_recall, self.chars, self.evidence)
+        return (self.best_doc, self.qp_recall, self.entry_recall, self.chars, self.evidence, self.nb)
 
 
 # Ranking: a linear score over Features. Confidence: a logistic function of the best entry's ranking score,
@@ -448,8 +451,8 @@ class Features:
 # the gate: a question without a single election word keeps only GATE_FACTOR of it. Coefficients fitted with
 # `python benchmarks/qa_eval.py --fit` (held-out paraphrases as positives, other entries and invented
 # out-of-domain questions as negatives).
-RANK_WEIGHTS = (1.177, 0.837, 2.09, 7.396, 2.748)
-CALIBRATION = (-6.242, 0.405, 0.586, 2.418)
+RANK_WEIGHTS = (0.307, -1.099, 2.891, 3.982, 1.363, 8.581)
+CALIBRATION = (-1.947, -0.083, 0.464, 2.846, -2.448)
 GATE_FACTOR = 0.3
 
 
@@ -494,6 +497,17 @@ def question_side(cleaned: str) -> str | None:
     return None
 
 
+def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
+    """The off-topic questions (content/qa_offtopic.yaml: `questions: [...]`); none if the file is absent."""
+    if not path.is_file():
+        return []
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    questions = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(questions, list):
+        raise HandbookError(f"{path.name}: expected `questions:` with a list of texts")
+    return [q.strip() for q in questions if isinstance(q, str) and q.strip()]
+
+
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-max(-50.0, min(50.0, x))))
 
@@ -508,10 +522,14 @@ class QAEngine:
     UNSEEN_WEIGHT = 0.8      # a question word the handbook never uses, relative to the rarest handbook word
     SIDE_PENALTY = 2.0       # rank points off an entry for the other kind of place (村 vs 社区)
 
+    NB_CANDIDATES = 6        # entries the classifier adds to the candidates
+
     def __init__(self, handbook: Handbook, vocabulary: Vocabulary | None = None, high: float = HIGH,
                  mid: float = MID, rank_weights: Sequence[float] = RANK_WEIGHTS,
-                 calibration: Sequence[float] = CALIBRATION):
+                 calibration: Sequence[float] = CALIBRATION, offtopic: Sequence[str] | None = None):
         from rank_bm25 import BM25Okapi
+
+        from content.qa_classifier import NaiveBayes, text_features
 
         self.handbook = handbook
         self.laws = handbook.laws
@@ -526,6 +544,8 @@ class QAEngine:
         self.entry_qp_words: list[frozenset[str]] = []
         answer_words: list[list[str]] = []
         doc_words: list[list[str]] = []
+        nb_texts: list[dict[str, float]] = []
+        nb_labels: list[int] = []
         for i, e in enumerate(self.entries):
             qp: set[str] = set()
             for text in (e.question, *e.paraphrases):
@@ -534,6 +554,8 @@ class QAEngine:
                 doc_words.append(words)
                 self.docs.append(_Doc(i, cleaned, frozenset(words)))
                 qp.update(words)
+                nb_texts.append(text_features(cleaned, words))
+                nb_labels.append(i)
             aw = a.words(a.clean(f"{e.group} {e.answer}"))
             answer_words.append(aw)
             self.entry_qp_words.append(frozenset(qp))
@@ -555,12 +577,19 @@ class QAEngine:
             self.entry_docs[d.entry_index].append(k)
         self.bm25_docs = _SparseBM25(BM25Okapi(doc_words)) if doc_words else None
         self.bm25_answers = _SparseBM25(BM25Okapi(answer_words)) if answer_words else None
+        # The classifier: one class per entry and one (the last) for questions the handbook does not answer.
+        for text in (load_offtopic() if offtopic is None else offtopic):
+            cleaned = a.clean(text)
+            nb_texts.append(text_features(cleaned, a.words(cleaned)))
+            nb_labels.append(len(self.entries))
+        self.text_features = text_features
+        self.nb = NaiveBayes(nb_texts, nb_labels, len(self.entries) + 1) if nb_texts else None
 
     def _weight(self, word: str) -> float:
         w = self.idf.get(word, self.unseen_idf)
         return w * 0.5 if len(word) == 1 else w
 
-    def features(self, i: int, qwords: frozenset[str], qweight: float, cleaned: str) -> Features:
+    def features(self, i: int, qwords: frozenset[str], qweight: float, cleaned: str, nb: float) -> Features:
         from rapidfuzz.fuzz import ratio
 
         weight = self._weight
@@ -576,14 +605,14 @@ class QAEngine:
         qp = sum(weight(w) for w in qwords & self.entry_qp_words[i])
         return Features(best_doc=best_doc, qp_recall=qp / qweight if qweight else 0.0,
                         entry_recall=found / qweight if qweight else 0.0, chars=chars,
-                        evidence=min(1.0, found / (2 * self.max_idf)))
+                        evidence=min(1.0, found / (2 * self.max_idf)), nb=nb)
 
     def rank_score(self, f: Features) -> float:
         return sum(w * x for w, x in zip(self.rank_weights, f.vector(), strict=True))
 
-    def confidence(self, top: float, lead: float, election_word: bool, known: float) -> float:
-        b0, b_top, b_lead, b_known = self.calibration
-        score = _sigmoid(b0 + b_top * top + b_lead * lead + b_known * known)
+    def confidence(self, top: float, lead: float, election_word: bool, known: float, offtopic: float) -> float:
+        b0, b_top, b_lead, b_known, b_off = self.calibration
+        score = _sigmoid(b0 + b_top * top + b_lead * lead + b_known * known + b_off * offtopic)
         return score if election_word else score * GATE_FACTOR
 
     def analyze(self, question: str) -> dict[str, Any]:
@@ -607,17 +636,23 @@ class QAEngine:
         if cleaned:
             pool.update(self.doc_entry[k] for _, sim, k in process.extract(cleaned, self.doc_texts, scorer=ratio,
                                                                            limit=6) if sim > 40)
+        if self.nb is not None and cleaned:
+            posterior = np.exp(self.nb.log_posterior(self.text_features(cleaned, words)))
+            offtopic = float(posterior[-1])
+            pool.update(int(i) for i in np.argsort(-posterior[:-1])[: self.NB_CANDIDATES])
+        else:
+            posterior, offtopic = np.zeros(len(self.entries) + 1), 0.0
         known = sum(self._weight(w) for w in qwords if w in self.idf) / qweight if qweight else 0.0
         side = question_side(cleaned)
         candidates = []
         for i in pool:
-            f = self.features(i, qwords, qweight, cleaned)
+            f = self.features(i, qwords, qweight, cleaned, float(posterior[i]))
             rank = self.rank_score(f)
             if side and self.entries[i].applies_to not in (side, "both"):
                 rank -= self.SIDE_PENALTY   # 村 question, 社区 entry (or the reverse): rules differ
             candidates.append((rank, i, f))
         candidates.sort(key=lambda c: (-c[0], c[1]))
-        return {"cleaned": cleaned, "words": words, "known": known,
+        return {"cleaned": cleaned, "words": words, "known": known, "offtopic": offtopic,
                 "election_word": a.has_domain_term(cleaned, words), "candidates": candidates}
 
     def ask(self, question: str) -> Answer:
@@ -638,7 +673,8 @@ class QAEngine:
         for k, (rank, i, _) in enumerate(ranked[:5]):
             rival = ranked[1][0] if k == 0 and len(ranked) > 1 else top if k else 0.0
             scores.append((self.entries[i], self.confidence(rank, rank - rival if k == 0 else rank - top,
-                                                            info["election_word"], info["known"])))
+                                                            info["election_word"], info["known"],
+                                                            info["offtopic"])))
         candidates = tuple(Candidate(e, round(sc, 4)) for e, sc in scores)
         best = candidates[0]
         if best.score >= self.high:
