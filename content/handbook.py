@@ -56,6 +56,14 @@ CITABLE_VERSIONS = {
 }
 
 
+# libyaml's loader when PyYAML was built with it (the wheels are): the handbook parses in a fifth of the time.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 — a safe loader, C or pure Python
+
+
 class HandbookError(ValueError):
     """A handbook file or entry that breaks docs/handbook-format.md; the message names the file and entry."""
 
@@ -145,7 +153,7 @@ def parse_handbook_file(path: Path, laws: LawLibrary) -> list[Entry]:
     if not m:
         raise HandbookError(f"{name}: file name must be NN_<group_id>.yaml (e.g. 06_proxy.yaml)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise HandbookError(f"{name}: cannot read YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -253,12 +261,12 @@ class Vocabulary:
             parts = line.split()
             if parts and not parts[0].startswith("#"):
                 words.append(parts[0])
-        table = yaml.safe_load(synonyms.read_text(encoding="utf-8")) or {}
+        table = _load_yaml(synonyms.read_text(encoding="utf-8")) or {}
         variant_to_canonical: dict[str, str] = {}
         for canonical, variants in table.items():
             for variant in variants or ():
                 variant_to_canonical[str(variant)] = str(canonical)
-        vocab = yaml.safe_load(vocabulary.read_text(encoding="utf-8")) or {}
+        vocab = _load_yaml(vocabulary.read_text(encoding="utf-8")) or {}
         src, dst = vocab.get("traditional_from", ""), vocab.get("traditional_to", "")
         if len(src) != len(dst):
             raise ValueError(f"{vocabulary}: traditional_from and traditional_to differ in length")
@@ -298,6 +306,7 @@ class Analyzer:
     def __init__(self, vocabulary: Vocabulary):
         self.vocabulary = vocabulary
         self.tk = _jieba_tokenizer(vocabulary.user_words)
+        self._segments: dict[str, list[str]] = {}
         self.freq = self.tk.FREQ
         self.long_user_words = frozenset(w for w in vocabulary.user_words if len(w) >= 4)
         terms = sorted(vocabulary.domain_terms, key=len, reverse=True)
@@ -313,6 +322,13 @@ class Analyzer:
                 self.typo_index.setdefault((len(word), 0, word[0:2]), []).append(word)
                 self.typo_index.setdefault((len(word), 2, word[2:4]), []).append(word)
         self.typo_lengths = sorted({key[0] for key in self.typo_index})
+        # Homophones typed through a pinyin keyboard (委拖 → 委托, 侯选人 → 候选人, 霸免 → 罢免): election
+        # words of 2–6 characters indexed by length and the toneless pinyin of their first character.
+        self.sound_index: dict[tuple[int, str], list[tuple[str, tuple[str, ...]]]] = {}
+        for word in sorted(known):
+            if 2 <= len(word) <= 6 and all("\u4e00" <= ch <= "\u9fff" for ch in word):
+                sounds = tuple(_word_pinyin(word))
+                self.sound_index.setdefault((len(word), sounds[0]), []).append((word, sounds))
 
     def clean(self, text: str) -> str:
         text = unicodedata.normalize("NFKC", text[:MAX_RAW_CHARS]).lower().translate(self.vocabulary.traditional)
@@ -336,7 +352,33 @@ class Analyzer:
                         break
         return "".join(chars)
 
-    FUNCTION_CHARS = frozenset("的了是在和吗呢吧啊也都就还要能会可")
+    def correct_homophones(self, text: str) -> str:
+        """Replace a window that sounds like an election word (same toneless pinyin, one character different
+        in a two-character word, at most two in a longer one) and is not itself a word."""
+        chars = list(text)
+        n = len(chars)
+        for length in range(6, 1, -1):
+            for start in range(0, n - length + 1):
+                window = "".join(chars[start:start + length])
+                if " " in window or window in self.known_words or self.freq.get(window):
+                    continue
+                readings = [_char_pinyin(ch) for ch in window]
+                for first in readings[0]:
+                    for word, sounds in self.sound_index.get((length, first), ()):
+                        diff = [k for k in range(length) if word[k] != window[k]]
+                        if not diff or len(diff) > (1 if length == 2 else 2):
+                            continue
+                        if all(sounds[k] in readings[k] for k in range(1, length)) and not any(
+                                self._is_real_word_at(chars, start + k, word) for k in diff):
+                            chars[start:start + length] = list(word)
+                            break
+                    else:
+                        continue
+                    break
+        return "".join(chars)
+
+    # Characters that are words of their own and never typos of an election word (不选 is no 补选, 几票 no 计票).
+    FUNCTION_CHARS = frozenset("的了是在和吗呢吧啊也都就还要能会可不没几为后回全领它有得地")
 
     def _is_real_word_at(self, chars: list[str], pos: int, target: str) -> bool:
         """Is the character that differs from `target` part of a real word the resident wrote (居委会 in
@@ -362,7 +404,7 @@ class Analyzer:
         syn = self.vocabulary.synonyms
         stop = self.vocabulary.stopwords
         for chunk in cleaned.split():
-            for word in self.tk.lcut(chunk, HMM=False):
+            for word in self._segment(chunk):
                 if word in syn:                 # a resident's word stands for its canonical word only
                     if syn[word] not in stop:
                         out.append(syn[word])
@@ -380,6 +422,17 @@ class Analyzer:
                     if part not in stop:
                         out.append(part)
         return out
+
+    def _segment(self, chunk: str) -> list[str]:
+        """jieba's words of one space-free chunk; chunks recur across wordings (委托投票, 村委会选举), so the
+        last 20 000 are remembered — segmentation is most of the index build."""
+        cache = self._segments
+        words = cache.get(chunk)
+        if words is None:
+            if len(cache) >= 20_000:
+                cache.clear()
+            words = cache[chunk] = self.tk.lcut(chunk, HMM=False)
+        return words
 
     def has_domain_term(self, cleaned: str, words: Iterable[str]) -> bool:
         if self.domain_re is not None and self.domain_re.search(cleaned):
@@ -501,11 +554,28 @@ def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
     """The off-topic questions (content/qa_offtopic.yaml: `questions: [...]`); none if the file is absent."""
     if not path.is_file():
         return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = _load_yaml(path.read_text(encoding="utf-8")) or {}
     questions = data.get("questions") if isinstance(data, dict) else None
     if not isinstance(questions, list):
         raise HandbookError(f"{path.name}: expected `questions:` with a list of texts")
     return [q.strip() for q in questions if isinstance(q, str) and q.strip()]
+
+
+@lru_cache(maxsize=8192)
+def _char_pinyin(ch: str) -> frozenset[str]:
+    """The usual toneless pinyin reading of a character (empty for non-Chinese characters). Rare readings
+    are left out: with them 有 (wěi) would sound like 委."""
+    from pypinyin import Style, pinyin
+
+    return frozenset(pinyin(ch, style=Style.NORMAL, errors="ignore")[0]) if "\u4e00" <= ch <= "\u9fff" \
+        else frozenset()
+
+
+def _word_pinyin(word: str) -> list[str]:
+    """The toneless pinyin of a word as read in context (选举 xuan ju)."""
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(word, style=Style.NORMAL)
 
 
 def _sigmoid(x: float) -> float:
@@ -622,7 +692,7 @@ class QAEngine:
         from rapidfuzz.fuzz import ratio
 
         a = self.analyzer
-        cleaned = a.correct_typos(a.clean(question))
+        cleaned = a.correct_homophones(a.correct_typos(a.clean(question)))
         words = a.words(cleaned)
         qwords = frozenset(words)
         qweight = sum(self._weight(w) for w in qwords)
