@@ -217,6 +217,23 @@ def test_synonyms_and_dictionary_words(engine):
     assert engine.analyzer.correct_typos("居委会主任") == "居委会主任"
 
 
+@pytest.mark.parametrize("typed, meant", [
+    ("想霸免村主任", "想罢免村主任"), ("公张不交咋办", "公章不交咋办"), ("审记报告", "审计报告"),
+    ("居民选举委员汇平时干啥", "居民选举委员会平时干啥"), ("另形选举要隔几天", "另行选举要隔几天"),
+])
+def test_pinyin_homophones_are_read_as_the_election_word(real_engine, typed, meant):
+    assert real_engine.analyzer.correct_homophones(typed) == meant
+
+
+@pytest.mark.parametrize("text", [
+    "先选哪个后选哪个", "村里不选举怎么办", "一人能投几票", "举报选举违法找谁", "去投票站领选票要带啥",
+    "为什么要差额选举", "今天天气不错",
+])
+def test_words_that_merely_sound_alike_are_left_alone(real_engine, text):
+    cleaned = real_engine.analyzer.clean(text)
+    assert real_engine.analyzer.correct_homophones(cleaned) == cleaned
+
+
 def test_index_builds_quickly(handbook):
     QAEngine(handbook)                                   # jieba's dictionary, once per process
     t0 = time.perf_counter()
