@@ -164,7 +164,8 @@ def test_to_json_of_an_answer(engine):
 
 
 def test_middle_band_offers_three_suggestions(handbook):
-    engine = QAEngine(handbook, high=0.999, mid=0.05)
+    # no off-topic class: against six fixture entries the 400 off-topic questions would outweigh everything
+    engine = QAEngine(handbook, high=0.999, mid=0.05, offtopic=[])
     answer = engine.ask("委托别人投票有什么规定")
     assert not answer.matched and answer.entry is None
     assert 0.05 <= answer.score < 0.999
