@@ -2,7 +2,8 @@
 
     python benchmarks/qa_eval.py [EVAL_FILE] [--handbook DIR] [--verbose]
     python benchmarks/qa_eval.py --self-check [--handbook DIR] [--verbose]
-    python benchmarks/qa_eval.py --fit [--handbook DIR]
+    python benchmarks/qa_eval.py --fit --dev tests/data/qa_dev.yaml [--handbook DIR]
+    python benchmarks/qa_eval.py DEV_FILE --sweep
 
 The eval file holds `questions: [{q: ..., expect: entry_id}]` and `out_of_domain: [...]`. Figures:
 - top1: the question is answered (score ≥ HIGH) with the expected entry — what a resident actually gets;
@@ -11,12 +12,18 @@ The eval file holds `questions: [{q: ..., expect: entry_id}]` and `out_of_domain
 - wrong_answers: answered with another entry (the harmful case);
 - refusal: out-of-domain questions not answered; ood_silent: not answered and nothing suggested;
 - p95_ms / mean_ms per question, build_ms for Handbook.load() + QAEngine() in this process.
-tests/test_qa_eval.py holds the floors (top1 ≥ 0.88, refusal ≥ 0.90). bot/bench.py reuses `evaluate`.
+tests/test_qa_eval.py holds the floors. bot/bench.py reuses `evaluate`.
 
-`--self-check` needs no eval file: every entry's own question must find itself; each paraphrase is asked of
-an index built without it (held out, so the engine cannot simply look it up); OOD_SAMPLES must be refused.
-It is how HIGH and MID in content/handbook.py were chosen. `--fit` refits RANK_WEIGHTS and CALIBRATION
-(logistic regressions on the same held-out paraphrases and OOD_SAMPLES) and prints them for pasting.
+Three question sets, three jobs: the handbook's own paraphrases and content/qa_offtopic.yaml train the engine;
+tests/data/qa_dev.yaml (written separately) tunes it; tests/data/qa_eval.yaml (written separately again) only
+measures it — `--fit` refuses to use it.
+
+`--self-check` needs no eval file: every entry's own question must find itself; the paraphrases and off-topic
+questions are split in FOLDS and each fold is asked of an index built without it; OOD_SAMPLES must be refused.
+`--fit` refits RANK_WEIGHTS and CALIBRATION (logistic regressions on those held-out folds, plus the development
+set when given) and prints them for pasting into content/handbook.py; run it after editing the handbook.
+`--sweep` prints top-1 / wrong / refusal of a labelled set for several answer thresholds, to choose HIGH on a
+development set (fit on one half, sweep the other).
 """
 
 from __future__ import annotations

@@ -317,7 +317,6 @@ class Analyzer:
     def __init__(self, vocabulary: Vocabulary):
         self.vocabulary = vocabulary
         self.tk = _jieba_tokenizer(vocabulary.user_words)
-        self._segments: dict[str, list[str]] = {}
         self.freq = self.tk.FREQ
         self.long_user_words = frozenset(w for w in vocabulary.user_words if len(w) >= 4)
         terms = sorted(vocabulary.domain_terms, key=len, reverse=True)
@@ -415,7 +414,7 @@ class Analyzer:
         syn = self.vocabulary.synonyms
         stop = self.vocabulary.stopwords
         for chunk in cleaned.split():
-            for word in self._segment(chunk):
+            for word in self.tk.lcut(chunk, HMM=False):
                 if word in syn:                 # a resident's word stands for its canonical word only
                     if syn[word] not in stop:
                         out.append(syn[word])
@@ -433,17 +432,6 @@ class Analyzer:
                     if part not in stop:
                         out.append(part)
         return out
-
-    def _segment(self, chunk: str) -> list[str]:
-        """jieba's words of one space-free chunk; chunks recur across wordings (委托投票, 村委会选举), so the
-        last 20 000 are remembered — segmentation is most of the index build."""
-        cache = self._segments
-        words = cache.get(chunk)
-        if words is None:
-            if len(cache) >= 20_000:
-                cache.clear()
-            words = cache[chunk] = self.tk.lcut(chunk, HMM=False)
-        return words
 
     def has_domain_term(self, cleaned: str, words: Iterable[str]) -> bool:
         """Does the question use an election word about a 村 or 社区? Election words about another body
