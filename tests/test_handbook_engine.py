@@ -289,3 +289,25 @@ def test_real_handbook_states_the_2025_rules(real_engine, question, must_say, so
                                       "高考志愿怎么填", "房贷利率是多少", "村里的路什么时候修", "社区医院几点开门"])
 def test_real_handbook_refuses_out_of_domain(real_engine, question):
     assert not real_engine.ask(question).matched
+
+
+def test_offtopic_file_is_read_and_a_broken_one_is_named(tmp_path):
+    from content.handbook import HandbookError, load_offtopic
+
+    good = tmp_path / "qa_offtopic.yaml"
+    good.write_text("questions:\n  - 明天天气怎么样\n  - ' '\n  - 医保怎么报销\n", encoding="utf-8")
+    assert load_offtopic(good) == ["明天天气怎么样", "医保怎么报销"]
+    assert load_offtopic(tmp_path / "missing.yaml") == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 不是 questions 列表\n", encoding="utf-8")
+    with pytest.raises(HandbookError, match="bad.yaml"):
+        load_offtopic(bad)
+
+
+def test_offtopic_examples_make_the_engine_refuse_their_kind(handbook):
+    question = "业主大会选举物业公司要多少业主投票"
+    without = QAEngine(handbook, offtopic=[]).ask(question)
+    with_examples = QAEngine(handbook, offtopic=["业主大会怎么选物业公司", "物业公司选聘要多少业主同意",
+                                                 "业主投票选物业", "小区物业费多少钱"]).ask(question)
+    assert with_examples.score < without.score
+    assert not with_examples.matched
