@@ -512,8 +512,8 @@ class Features:
 # GATE_FACTOR of it. Coefficients fitted with `python benchmarks/qa_eval.py --fit --dev tests/data/qa_dev.yaml`
 # (held-out paraphrases and development questions as positives, other entries, held-out off-topic and
 # invented out-of-domain questions as negatives).
-RANK_WEIGHTS = (0.514, -2.332, 2.575, 3.875, 1.116, 12.901, -11.024, 0.404)
-CALIBRATION = (-1.848, 0.006, 0.282, 2.243, -12.19)
+RANK_WEIGHTS = (0.046, -1.916, 2.181, 3.811, 1.266, 13.685, -11.164, 0.398)
+CALIBRATION = (-1.384, -0.013, 0.276, 1.888, -13.449)
 GATE_FACTOR = 0.3
 
 
@@ -570,13 +570,29 @@ def load_offtopic(path: Path = OFFTOPIC_FILE) -> list[str]:
     return [q.strip() for q in questions if isinstance(q, str) and q.strip()]
 
 
+@lru_cache(maxsize=1)
+def _pinyin_table() -> dict[int, str]:
+    """pypinyin's character table (code point → "zhǎng,cháng"), read from its pinyin_dict.json without
+    importing the package: `import pypinyin` also loads and trains its phrase segmenter, 0.25 s of start-up
+    that the homophone repair does not need."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("pypinyin")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        table = Path(folder) / "pinyin_dict.json"
+        if table.is_file():
+            return {int(k): v for k, v in json.loads(table.read_text(encoding="utf-8")).items()}
+    from pypinyin.pinyin_dict import pinyin_dict  # another layout: the public module
+
+    return pinyin_dict
+
+
 @lru_cache(maxsize=8192)
 def _char_readings(ch: str) -> tuple[str, ...]:
     """The toneless pinyin readings of a character, the usual one first (长 → zhang, chang); empty for
-    characters pypinyin does not know. Its character table only: the phrase tables cost 0.2 s to load."""
-    from pypinyin.pinyin_dict import pinyin_dict
-
-    readings = pinyin_dict.get(ord(ch), "")
+    characters pypinyin does not know."""
+    readings = _pinyin_table().get(ord(ch), "")
     toneless = ("".join(c for c in unicodedata.normalize("NFD", r) if not unicodedata.combining(c))
                 for r in readings.split(",") if r)                  # lǜ → lu, as typed on most keyboards
     return tuple(dict.fromkeys(toneless))
