@@ -522,7 +522,6 @@ class _SparseBM25:
     question word are touched, which keeps long questions within a few milliseconds."""
 
     def __init__(self, bm25):
-
         self.size = len(bm25.doc_len)
         self.idf = bm25.idf
         postings: dict[str, tuple[list[int], list[float]]] = {}
@@ -603,14 +602,13 @@ def _sigmoid(x: float) -> float:
 
 
 class QAEngine:
-    """Offline search over the handbook. Construction builds the index (well under a second for 130 entries);
-    `ask` takes a few milliseconds and never raises. `score` ≥ high → answer; mid ≤ score < high → three
+    """Offline search over the handbook. Construction builds the index (under a second for 164 entries and
+    5 000 wordings); `ask` takes a few milliseconds and never raises. `score` ≥ high → answer; mid ≤ score < high → three
     suggestions; below → no answer."""
 
     CANDIDATES = 12          # entries re-scored after BM25 and character similarity
     ANSWER_WEIGHT = 0.3      # BM25 on the answer text, relative to the best question/paraphrase
     UNSEEN_WEIGHT = 0.8      # a question word the handbook never uses, relative to the rarest handbook word
-
     NB_CANDIDATES = 6        # entries the classifier adds to the candidates
 
     def __init__(self, handbook: Handbook, vocabulary: Vocabulary | None = None, high: float = HIGH,
@@ -671,7 +669,6 @@ class QAEngine:
             cleaned = a.clean(text)
             nb_texts.append(text_features(cleaned, a.words(cleaned)))
             nb_labels.append(len(self.entries))
-        self.text_features = text_features
         self.nb = NaiveBayes(nb_texts, nb_labels, len(self.entries) + 1) if nb_texts else None
 
     def _weight(self, word: str) -> float:
@@ -713,6 +710,8 @@ class QAEngine:
         from rapidfuzz import process
         from rapidfuzz.fuzz import ratio
 
+        from content.qa_classifier import text_features
+
         a = self.analyzer
         cleaned = a.correct_homophones(a.correct_typos(a.clean(question)))
         words = a.words(cleaned)
@@ -729,7 +728,7 @@ class QAEngine:
             pool.update(self.doc_entry[k] for _, sim, k in process.extract(cleaned, self.doc_texts, scorer=ratio,
                                                                            limit=6) if sim > 40)
         if self.nb is not None and cleaned:
-            posterior = np.exp(self.nb.log_posterior(self.text_features(cleaned, words)))
+            posterior = np.exp(self.nb.log_posterior(text_features(cleaned, words)))
             offtopic = float(posterior[-1])
             pool.update(int(i) for i in np.argsort(-posterior[:-1])[: self.NB_CANDIDATES])
         else:
