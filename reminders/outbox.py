@@ -12,7 +12,7 @@ import asyncio
 import base64
 import logging
 from collections import defaultdict, deque
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,6 +50,8 @@ class Transport(Protocol):
 
 
 def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):     # most values: no copy, no further checks
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
@@ -59,12 +61,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _fields(item: Mention | Choice) -> dict[str, Any]:
+    """A flat dataclass of strings as a dict (dataclasses.asdict deep-copies, 16 µs a call on 5 000 nudges)."""
+    return {f.name: getattr(item, f.name) for f in fields(item)}
+
+
 def reply_to_payload(reply: Reply) -> dict[str, Any]:
     return {
         "template": reply.template,
         "values": _jsonable(reply.values),
-        "mentions": [asdict(m) for m in reply.mentions],
-        "choices": [asdict(c) for c in reply.choices],
+        "mentions": [_fields(m) for m in reply.mentions],
+        "choices": [_fields(c) for c in reply.choices],
         "attachments": [
             {"kind": a.kind, "filename": a.filename, "b64": base64.b64encode(a.content).decode()} for a in reply.attachments
         ],
