@@ -73,3 +73,16 @@ async def test_console_commands_and_hostile_input(deps):
     assert await s.handle_line("   ") == []
     too_long = await s.handle_line("x" * 10_001)
     assert "太长" in too_long[0]
+
+
+async def test_a_less_sure_answer_offers_two_related_questions(deps, monkeypatch):
+    import handlers.qa
+
+    monkeypatch.setattr(handlers.qa, "RELATED_BELOW", 0.0)
+    sure = (await talk(deps, as_="张三", say="我老婆在外地打工，能让我替她投票吗"))[0]
+    assert sure.startswith("问：") and "不是您要问的" not in sure
+    monkeypatch.setattr(handlers.qa, "RELATED_BELOW", 1.01)
+    unsure = (await talk(deps, as_="张三", say="我老婆在外地打工，能让我替她投票吗"))[0]
+    assert unsure.startswith("问：") and "不是您要问的？也可以选下面的相关问题。" in unsure
+    assert "1. 查看法律条文" in unsure and "2. " in unsure and "3. " in unsure
+    assert unsure.split("2. ")[1].split("\n")[0] not in sure.split("\n")[0]   # another question, not the answered one
