@@ -512,8 +512,8 @@ class Features:
 # GATE_FACTOR of it. Coefficients fitted with `python benchmarks/qa_eval.py --fit --dev tests/data/qa_dev.yaml`
 # (held-out paraphrases and development questions as positives, other entries, held-out off-topic and
 # invented out-of-domain questions as negatives).
-RANK_WEIGHTS = (0.046, -1.916, 2.181, 3.811, 1.266, 13.685, -11.164, 0.398)
-CALIBRATION = (-1.384, -0.013, 0.276, 1.888, -13.449)
+RANK_WEIGHTS = (-0.214, -1.688, 2.07, 4.019, 1.346, 13.62, -11.048, 0.451)
+CALIBRATION = (-1.285, -0.005, 0.264, 1.79, -14.041)
 GATE_FACTOR = 0.3
 
 
