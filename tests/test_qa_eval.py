@@ -26,18 +26,18 @@ def test_every_expected_entry_exists(result):
 def test_top1_accuracy(result):
     shown = "\n".join(f"{m['score']:.3f} expect {m['expect']} got {m['got']} best {m['best']}: {m['q']}"
                       for m in result["misses"][:40])
-    assert result["top1"] >= 0.90, f"top-1 {result['top1']:.1%}\n{shown}"
-    assert result["top1_ranked"] >= 0.91
+    assert result["top1"] >= 0.91, f"top-1 {result['top1']:.1%}\n{shown}"
+    assert result["top1_ranked"] >= 0.92
 
 
 def test_wrong_answers_are_rare(result):
-    assert result["wrong_answers"] <= 0.08      # the reply shows the handbook question it answers, so a resident
-    assert result["in_suggestions"] >= 0.90     # sees a mismatch; still, a wrong answer must stay rare
+    assert result["wrong_answers"] <= 0.07      # the reply shows the handbook question it answers, so a resident
+    assert result["in_suggestions"] >= 0.91     # sees a mismatch; still, a wrong answer must stay rare
 
 
 def test_out_of_domain_refusal(result):
     shown = "\n".join(f"{f['score']:.3f} {f['got']}: {f['q']}" for f in result["false_answers"] if f["matched"])
-    assert result["refusal"] >= 0.95, f"refusal {result['refusal']:.1%}\n{shown}"
+    assert result["refusal"] >= 0.96, f"refusal {result['refusal']:.1%}\n{shown}"
 
 
 def test_latency(result):
