@@ -512,8 +512,8 @@ class Features:
 # GATE_FACTOR of it. Coefficients fitted with `python benchmarks/qa_eval.py --fit --dev tests/data/qa_dev.yaml`
 # (held-out paraphrases and development questions as positives, other entries, held-out off-topic and
 # invented out-of-domain questions as negatives).
-RANK_WEIGHTS = (-0.214, -1.688, 2.07, 4.019, 1.346, 13.62, -11.048, 0.451)
-CALIBRATION = (-1.285, -0.005, 0.264, 1.79, -14.041)
+RANK_WEIGHTS = (-0.228, -1.667, 2.046, 4.05, 1.357, 13.546, -11.005, 0.455)
+CALIBRATION = (-1.289, -0.007, 0.267, 1.796, -14.074)
 GATE_FACTOR = 0.3
 
 
