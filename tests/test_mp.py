@@ -9,7 +9,6 @@ import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,8 +27,7 @@ from tests import wechat_peers
 from tests.conftest import make_deps
 from tests.wechat_peers import MP_APP_ID, MP_KEY, MP_ORIGINAL_ID, MP_TOKEN, OTHER_KEY, client_for, query, xml
 
-peer = wechat_peers.peer
-FIXTURE_HANDBOOK = Path(__file__).resolve().parent / "data" / "handbook"
+peer, qa_engine = wechat_peers.peer, wechat_peers.qa_engine  # the shared fixtures
 TS = "1795400100"
 OPENID = "oRes1dent_9xQk2lM0pZ"
 QUESTION = "我在外地打工回不去，能委托别人投票吗？"
@@ -38,13 +36,6 @@ _ids = iter(range(23_000_000_000, 24_000_000_000, 13))
 
 def msgid() -> str:
     return str(next(_ids))
-
-
-@pytest.fixture(scope="module")
-def qa_engine():
-    from content.handbook import Handbook, QAEngine
-
-    return QAEngine(Handbook.load(FIXTURE_HANDBOOK))
 
 
 def text_xml(content: str, mid: str | None = None, openid: str = OPENID) -> str:

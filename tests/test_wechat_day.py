@@ -7,7 +7,6 @@ replies opened by `@wecom/crypto`; every WeCom API call goes to the recording se
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import httpx
 import pytest
@@ -37,17 +36,10 @@ from tests.wechat_peers import (
     xml,
 )
 
-peer, api_server, api = wechat_peers.peer, wechat_peers.api_server, wechat_peers.api
-FIXTURE_HANDBOOK = Path(__file__).resolve().parent / "data" / "handbook"
+peer, api_server, api, qa_engine = (wechat_peers.peer, wechat_peers.api_server, wechat_peers.api,
+                                     wechat_peers.qa_engine)
 ROBOT_KEY = "9d1c2b3a-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 TS = "1795400000"
-
-
-@pytest.fixture(scope="module")
-def qa_engine():
-    from content.handbook import Handbook, QAEngine
-
-    return QAEngine(Handbook.load(FIXTURE_HANDBOOK))
 
 
 def texts_to(api, userid: str) -> list[str]:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -45,8 +44,8 @@ from tests.wechat_peers import (
     xml,
 )
 
-peer, api_server, api = wechat_peers.peer, wechat_peers.api_server, wechat_peers.api  # the shared fixtures
-FIXTURE_HANDBOOK = Path(__file__).resolve().parent / "data" / "handbook"
+peer, api_server, api, qa_engine = (wechat_peers.peer, wechat_peers.api_server, wechat_peers.api,
+                                     wechat_peers.qa_engine)  # the shared fixtures
 TS = "1795400000"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 XLSX = b"PK\x03\x04" + b"x" * 200
@@ -66,13 +65,6 @@ def text_xml(userid: str, content: str, mid: str | None = None) -> str:
 def wecom_settings(url: str, api_url: str, **extra) -> Settings:
     return Settings(database_url=url, wecom_corp_id=CORP_ID, wecom_agent_id=AGENT_ID, wecom_secret=WECOM_SECRET,
                     wecom_token=WECOM_TOKEN, wecom_aes_key=WECOM_KEY, wecom_api_base=api_url, **extra)
-
-
-@pytest.fixture(scope="module")
-def qa_engine():
-    from content.handbook import Handbook, QAEngine
-
-    return QAEngine(Handbook.load(FIXTURE_HANDBOOK))
 
 
 @dataclass

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from tests import node_peers
 
 E2E = node_peers.E2E
+FIXTURE_HANDBOOK = Path(__file__).resolve().parent / "data" / "handbook"
 CORP_ID = "ww7c2f0a1b3d5e6f80"
 AGENT_ID = "1000002"
 WECOM_SECRET = "corp-secret-for-tests-0001"
@@ -103,6 +105,14 @@ def unicode_error_ciphertext(peer, crypto, messages: list[str], *, token: str, r
         except Exception:  # noqa: BLE001 - other wrong-key failures: try the next message
             continue
     raise AssertionError("no wrong-key ciphertext raised UnicodeDecodeError")
+
+
+@pytest.fixture(scope="module")
+def qa_engine():
+    """The Q&A engine over the small fixture handbook (tests/data/handbook) that the adapters answer from."""
+    from content.handbook import Handbook, QAEngine
+
+    return QAEngine(Handbook.load(FIXTURE_HANDBOOK))
 
 
 @pytest.fixture(scope="module")
