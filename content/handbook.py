@@ -347,42 +347,45 @@ class Analyzer:
 
     def correct_typos(self, text: str) -> str:
         """Replace a window that is one character away from a long election word and is not itself a word."""
-        chars = list(text)
-        n = len(chars)
         index = self.typo_index
-        for length in self.typo_lengths:
-            for start in range(0, n - length + 1):
-                window = "".join(chars[start:start + length])
-                targets = index.get((length, 0, window[0:2]), []) + index.get((length, 2, window[2:4]), [])
-                if not targets or window in self.known_words or " " in window or self.freq.get(window):
-                    continue
-                for word in targets:
-                    diff = [k for k, (a, b) in enumerate(zip(word, window, strict=True)) if a != b]
-                    if len(diff) == 1 and not self._is_real_word_at(chars, start + diff[0], word):
-                        chars[start:start + length] = list(word)
-                        break
-        return "".join(chars)
+
+        def targets(window: str) -> Iterator[tuple[str, list[int]]]:
+            for word in index.get((len(window), 0, window[0:2]), []) + index.get((len(window), 2, window[2:4]), []):
+                diff = [k for k, (a, b) in enumerate(zip(word, window, strict=True)) if a != b]
+                if len(diff) == 1:
+                    yield word, diff
+
+        return self._repair(text, self.typo_lengths, targets)
 
     def correct_homophones(self, text: str) -> str:
         """Replace a window that sounds like an election word (same toneless pinyin, one character different
         in a two-character word, at most two in a longer one) and is not itself a word."""
+
+        def targets(window: str) -> Iterator[tuple[str, list[int]]]:
+            # usual readings only: 有 is yǒu (not wěi), so 有效 does not become 委效
+            sounds = [_char_readings(ch)[:1] for ch in window]
+            if not all(sounds):
+                return
+            for word in self.sound_index.get((len(window), sounds[0][0]), ()):
+                diff = [k for k in range(len(window)) if word[k] != window[k]]
+                if diff and len(diff) <= (1 if len(window) == 2 else 2) and all(
+                        sounds[k][0] == _char_readings(word[k])[0] for k in diff):
+                    yield word, diff
+
+        return self._repair(text, range(6, 1, -1), targets)
+
+    def _repair(self, text: str, lengths: Iterable[int], targets) -> str:
+        """The scan both repairs share: every window of each length that is not itself a word is replaced by
+        the first election word `targets(window)` offers (with the positions that differ), unless a differing
+        character is part of a real word the resident wrote."""
         chars = list(text)
-        n = len(chars)
-        for length in range(6, 1, -1):
-            for start in range(0, n - length + 1):
+        for length in lengths:
+            for start in range(0, len(chars) - length + 1):
                 window = "".join(chars[start:start + length])
                 if " " in window or window in self.known_words or self.freq.get(window):
                     continue
-                # usual readings only: 有 is yǒu (not wěi), so 有效 does not become 委效
-                sounds = [_char_readings(ch)[:1] for ch in window]
-                if not all(sounds):
-                    continue
-                for word in self.sound_index.get((length, sounds[0][0]), ()):
-                    diff = [k for k in range(length) if word[k] != window[k]]
-                    if not diff or len(diff) > (1 if length == 2 else 2):
-                        continue
-                    if all(sounds[k][0] == _char_readings(word[k])[0] for k in diff) and not any(
-                            self._is_real_word_at(chars, start + k, word) for k in diff):
+                for word, diff in targets(window):
+                    if not any(self._is_real_word_at(chars, start + k, word) for k in diff):
                         chars[start:start + length] = list(word)
                         break
         return "".join(chars)
