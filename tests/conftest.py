@@ -125,3 +125,11 @@ async def talk(deps: Deps, as_: str, say: str, in_: str | None = None) -> list[s
     if in_:
         await session.handle_line(f"/group {in_}")
     return await session.handle_line(say)
+
+
+@pytest.fixture(scope="session")
+def real_engine():
+    """The Q&A engine over the real handbook (content/handbook), built once for every test module."""
+    from content.handbook import Handbook, QAEngine
+
+    return QAEngine(Handbook.load())

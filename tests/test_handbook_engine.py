@@ -248,11 +248,6 @@ TOPIC_GROUPS = ["换届总体安排与职数", "选举委员会", "选民登记"
                 "另行选举与补选", "罢免辞职与职务终止", "一肩挑与党组织换届", "换届纪律", "交接与监督委员会"]
 
 
-@pytest.fixture(scope="module")
-def real_engine():
-    return QAEngine(Handbook.load())
-
-
 def test_real_handbook_covers_every_topic_group(real_engine):
     handbook = real_engine.handbook
     assert len(handbook) >= 120

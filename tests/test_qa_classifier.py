@@ -4,7 +4,6 @@
 import numpy as np
 import pytest
 
-from content.handbook import Handbook, QAEngine
 from content.qa_classifier import NaiveBayes, text_features, text_tokens
 
 sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
@@ -12,11 +11,10 @@ sklearn_nb = pytest.importorskip("sklearn.naive_bayes")
 
 
 @pytest.fixture(scope="module")
-def corpus():
-    engine = QAEngine(Handbook.load())
-    a = engine.analyzer
+def corpus(real_engine):
+    a = real_engine.analyzer
     texts, labels = [], []
-    for i, e in enumerate(engine.entries[:40]):
+    for i, e in enumerate(real_engine.entries[:40]):
         for t in (e.question, *e.paraphrases):
             c = a.clean(t)
             texts.append((c, a.words(c)))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from content.handbook import Handbook, QAEngine
 from content.laws import canonical_law_name, source_label
 
 TOPICS = Path(__file__).parent / "data" / "faq_topics.md"
@@ -48,11 +47,6 @@ def topics() -> list[tuple[str, set[str]]]:
 TOPIC_QUESTIONS = topics()
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return QAEngine(Handbook.load())
-
-
 def test_the_copy_is_the_shared_list():
     if not SHARED_TOPICS.is_file():
         pytest.skip("shared law folder not mounted")
@@ -69,17 +63,17 @@ def test_the_parser_reads_the_notes():
 
 
 @pytest.mark.parametrize(("question", "cited"), TOPIC_QUESTIONS, ids=[q[:16] for q, _ in TOPIC_QUESTIONS])
-def test_topic_question_is_answered_with_its_articles(engine, question, cited):
-    answer = engine.ask(question)
+def test_topic_question_is_answered_with_its_articles(real_engine, question, cited):
+    answer = real_engine.ask(question)
     assert answer.matched, (question, answer.best.id if answer.best else None, answer.score)
     if cited:
         assert cited & set(answer.entry.source_labels), (question, answer.entry.id, cited)
 
 
-def test_topic_answers_cite_every_named_article(engine):
+def test_topic_answers_cite_every_named_article(real_engine):
     incomplete = []
     for question, cited in TOPIC_QUESTIONS:
-        answer = engine.ask(question)
+        answer = real_engine.ask(question)
         if cited and not (answer.matched and cited <= set(answer.entry.source_labels)):
             incomplete.append((question, answer.entry.id if answer.matched else None))
     assert len(incomplete) <= 3, incomplete
